@@ -1,0 +1,188 @@
+"""The HTTP application: routes, the one error-to-JSON path, and the per-request log line.
+
+A model call reads as a straight line: resolve the model, check the token, pick the version,
+hand the raw body to the dispatcher, and wrap the worker's JSON result in the response
+envelope. The body is never decoded here: the worker does that, so the gateway's cost per call
+does not grow with the payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from gateway import logs
+from gateway.config import Deployment
+from gateway.errors import (
+    BadRequest,
+    CallFailed,
+    MethodNotAllowed,
+    ModelgateError,
+    NotFound,
+    PayloadTooLarge,
+)
+from gateway.service import Progress, Service
+
+SERVICE = web.AppKey("service", Service)
+log = structlog.get_logger("modelgate.gateway")
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_RID_PREFIX = os.urandom(4).hex()
+_rid_counter = itertools.count(1)
+MAX_REQUEST_ID = 128
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    type: str
+    message: str
+    request_id: str | None = None
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """Every error the gateway returns: ``{"error": {"type", "message", "request_id"}}``."""
+
+    error: ErrorDetail
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def request_id(sent: str | None) -> str:
+    """Keep a client's ``X-Request-Id`` when it is sane; otherwise make one."""
+    if sent and len(sent) <= MAX_REQUEST_ID and sent.isprintable():
+        return sent
+    return f"{_RID_PREFIX}{next(_rid_counter):08x}"
+
+
+def error_response(exc: ModelgateError, rid: str | None) -> web.Response:
+    headers = {**_JSON_HEADERS, **exc.headers}
+    if rid is not None:
+        headers["X-Request-Id"] = rid
+    body = _encode(ErrorBody(ErrorDetail(exc.type, exc.message, rid)))
+    return web.Response(body=body, status=exc.status, headers=headers)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body has {request.content_length} bytes; "
+                              f"the limit is {limit}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
+    if not body:
+        raise BadRequest('the body is empty; send JSON such as {"data": {...}} '
+                         'or {"parameters": [...]}')
+    return body
+
+
+def model_call(label: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler for one route shape: ``latest``, ``prod`` or a number (``label=None``)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        service = request.app[SERVICE]
+        rid = request_id(request.headers.get("X-Request-Id"))
+        name = request.match_info["model"]
+        version: int | None = None
+        status = 500
+        try:
+            routes = service.table.model(name)
+            if not routes.public:
+                service.tokens.authorize(request.headers.get("Authorization"), routes.allowed,
+                                         f"model `{name}`")
+            served = routes.pick(label or request.match_info["version"])
+            version = served.number
+            body = await read_body(request, service.deployment.gateway.max_body_bytes)
+            reply = await service.dispatcher.submit(served.pool, body)  # type: ignore[union-attr]
+            if reply.error is not None:
+                raise CallFailed(reply.error.status, reply.error.type, reply.error.message)
+            timing = (time.perf_counter() - started) * 1000.0
+            status = 200
+            return web.Response(body=b'{"result":%b,"release":%b,"request_id":%b,'
+                                     b'"model_time_in_ms":%.3f,"timing":%.3f}' % (
+                                         reply.result, served.release, _encode(rid),
+                                         reply.model_ms, timing),
+                                headers={**_JSON_HEADERS, "X-Request-Id": rid})
+        except ModelgateError as exc:
+            status = exc.status
+            return error_response(exc, rid)
+        finally:
+            if service.deployment.gateway.access_log:
+                log.info("request", request_id=rid, model=name, version=version, status=status,
+                         ms=round((time.perf_counter() - started) * 1000.0, 3))
+
+    return handle
+
+
+@web.middleware
+async def errors_as_json(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    """aiohttp's own errors (no such route, wrong method) and surprises, as our JSON errors."""
+    try:
+        return await handler(request)
+    except ModelgateError as exc:
+        return error_response(exc, None)
+    except web.HTTPNotFound:
+        return error_response(NotFound(f"no route {request.method} {request.path}; model "
+                                       "calls are POST /models/{model}/latest/model"), None)
+    except web.HTTPMethodNotAllowed as exc:
+        return error_response(MethodNotAllowed(
+            f"{request.method} is not allowed here; use {', '.join(sorted(exc.allowed_methods))}"
+        ), None)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled", path=request.path)
+        return error_response(ModelgateError("internal error; see the gateway log"), None)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"}, dumps=lambda o: _encode(o).decode())
+
+
+async def readyz(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    versions = service.readiness()
+    ready = bool(versions) and all(v["ready"] for v in versions.values())
+    return web.Response(body=_encode({"ready": ready, "versions": versions}),
+                        status=200 if ready else 503, headers=_JSON_HEADERS)
+
+
+def create_app(deployment: Deployment, progress: Progress | None = None,
+               json_logs: bool = True) -> web.Application:
+    """The whole gateway as an aiohttp app; its pools live as long as the app runs."""
+    app = web.Application(client_max_size=deployment.gateway.max_body_bytes,
+                          middlewares=[errors_as_json])
+    app[SERVICE] = Service(deployment, progress, json_logs)
+
+    async def pools(app: web.Application) -> AsyncIterator[None]:
+        await app[SERVICE].start()
+        flusher = asyncio.create_task(_flush_logs())
+        yield
+        flusher.cancel()
+        await app[SERVICE].stop()
+        logs.drain()
+
+    app.cleanup_ctx.append(pools)
+    add = app.router.add_route
+    add("POST", "/models/{model}/latest/model", model_call("latest"))
+    add("POST", "/models/{model}/labels/prod/model", model_call("prod"))
+    add("POST", r"/models/{model}/{version:\d+}/model", model_call(None))
+    add("GET", "/healthz", healthz)
+    add("GET", "/readyz", readyz)
+    return app
+
+
+async def _flush_logs() -> None:
+    while True:
+        await asyncio.sleep(0.2)
+        logs.drain()

@@ -1,0 +1,238 @@
+"""The deployment config: YAML in, validated msgspec Structs out, or errors a user can act on.
+
+Every error names the file and the path in the document (``models.wine.versions.2.script``)
+and says what is wrong, so ``modelgate check`` and a refused start read the same way.
+Defaults live on the Struct fields, in one place.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Batch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_size: int = 32
+    max_wait_ms: float = 2.0
+
+
+class Version(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    language: Literal["python", "r"]
+    script: str
+    function: str
+    workers: int = 1
+    timeout_s: float | None = None  # None: gateway.request_timeout_s
+    preload: bool = True
+    unpublished: bool = False
+    max_queue: int | None = None  # None: gateway.max_queue
+    slots: int = 2  # calls a worker may hold at once (one running, the rest queued)
+    batch: Batch | None = None
+
+
+class Access(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    public: bool = False
+    tokens: list[str] = []
+
+
+class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    versions: dict[int, Version]
+    description: str = ""
+    access: Access = Access()
+    routing: Literal["basic", "advanced"] = "basic"
+    promoted: int | None = None
+    env: dict[str, str] = {}
+    example: Any = None  # a request body shown in the web tester and the start-up curl line
+
+
+class TokenRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A named token: the hex SHA-256 of its value, or the variable that holds the value."""
+
+    sha256: str | None = None
+    env: str | None = None
+    admin: bool = False
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listen: str = "127.0.0.1:8000"
+    request_timeout_s: float = 30.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_queue: int = 1024
+    audit_log: str = "audit.jsonl"
+    access_log: bool = True
+    startup_timeout_s: float = 120.0
+    drain_timeout_s: float = 30.0
+
+
+class Deployment(msgspec.Struct, frozen=True):
+    """A whole deployment; ``path`` is the file it came from (relative paths resolve beside it)."""
+
+    path: str
+    gateway: GatewaySettings = GatewaySettings()
+    tokens: dict[str, TokenRef] = {}
+    models: dict[str, Model] = {}
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.path).resolve().parent
+
+    def script_path(self, version: Version) -> Path:
+        return (self.base_dir / version.script).resolve()
+
+
+class ConfigError(Exception):
+    """An invalid config; ``problems`` lists every ``path: what is wrong`` found."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+def _convert(raw: Any, kind: type, where: str, problems: list[str]) -> Any:
+    try:
+        return msgspec.convert(raw, kind, str_keys=True)
+    except msgspec.ValidationError as exc:
+        message, _, at = str(exc).partition(" - at `$")
+        at = at.rstrip("`").lstrip(".")
+        problems.append(f"{'.'.join(p for p in (where, at) if p)}: {message}")
+        return None
+
+
+def load(path: str | os.PathLike[str], *, check_scripts: bool = True) -> Deployment:
+    """Read and validate a deployment file; raise :class:`ConfigError` listing every problem."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
+    return parse(raw, path, check_scripts=check_scripts)
+
+
+def parse(raw: Any, path: str, *, check_scripts: bool = True) -> Deployment:
+    """Validate an already-read YAML document (see :func:`load`)."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError(path, ["the document must be a mapping with a `models` section"])
+    unknown = set(raw) - {"gateway", "tokens", "models"}
+    if unknown:
+        problems.append(f"unknown section(s) {', '.join(sorted(map(str, unknown)))}; "
+                        "expected gateway, tokens, models")
+    gateway = _convert(raw.get("gateway") or {}, GatewaySettings, "gateway", problems)
+    tokens = {}
+    for name, ref in (raw.get("tokens") or {}).items():
+        token = _convert(ref, TokenRef, f"tokens.{name}", problems)
+        if token is not None:
+            tokens[str(name)] = token
+            problems.extend(_token_problems(str(name), token))
+    models = {}
+    raw_models = raw.get("models")
+    if not isinstance(raw_models, dict) or not raw_models:
+        problems.append("models: at least one model is required")
+        raw_models = {}
+    for name, raw_model in raw_models.items():
+        model = _convert(raw_model, Model, f"models.{name}", problems)
+        if model is not None:
+            models[str(name)] = model
+    deployment = Deployment(path=path, gateway=gateway or GatewaySettings(), tokens=tokens,
+                            models=models)
+    for name, model in models.items():
+        problems.extend(_model_problems(deployment, name, model, check_scripts))
+    if problems:
+        raise ConfigError(path, problems)
+    return deployment
+
+
+def _token_problems(name: str, token: TokenRef) -> list[str]:
+    where = f"tokens.{name}"
+    if (token.sha256 is None) == (token.env is None):
+        return [f"{where}: give exactly one of `sha256` (hex SHA-256 of the token) or `env`"]
+    if token.sha256 is not None and not SHA256.match(token.sha256):
+        return [f"{where}.sha256: expected 64 lowercase hex characters "
+                "(`modelgate token new NAME` prints one)"]
+    if token.env is not None and not os.environ.get(token.env):
+        return [f"{where}.env: environment variable {token.env} is not set"]
+    return []
+
+
+def _model_problems(d: Deployment, name: str, model: Model, check_scripts: bool) -> list[str]:
+    where = f"models.{name}"
+    problems = []
+    if not NAME.match(name):
+        problems.append(f"{where}: a model name may hold letters, digits, '.', '_' and '-'")
+    for token in model.access.tokens:
+        if token not in d.tokens:
+            problems.append(f"{where}.access.tokens: token `{token}` is not defined under tokens")
+    published = [n for n, v in model.versions.items() if not v.unpublished]
+    if not published:
+        problems.append(f"{where}.versions: at least one version must be published")
+    if model.routing == "advanced":
+        if model.promoted is None:
+            problems.append(f"{where}.promoted: advanced routing needs a promoted version")
+        elif model.promoted not in model.versions:
+            problems.append(f"{where}.promoted: version {model.promoted} does not exist")
+        elif model.versions[model.promoted].unpublished:
+            problems.append(f"{where}.promoted: version {model.promoted} is unpublished; "
+                            "promote another version before unpublishing it")
+    for n, version in model.versions.items():
+        problems.extend(_version_problems(d, f"{where}.versions.{n}", n, version, check_scripts))
+    return problems
+
+
+def _version_problems(d: Deployment, where: str, n: int, v: Version,
+                      check_scripts: bool) -> list[str]:
+    problems = []
+    if n < 1:
+        problems.append(f"{where}: version numbers start at 1")
+    if not 1 <= v.workers <= 256:
+        problems.append(f"{where}.workers: expected 1 to 256, got {v.workers}")
+    if not 1 <= v.slots <= 64:
+        problems.append(f"{where}.slots: expected 1 to 64, got {v.slots}")
+    if v.timeout_s is not None and v.timeout_s <= 0:
+        problems.append(f"{where}.timeout_s: must be positive")
+    if not check_scripts or v.unpublished:
+        return problems
+    script = d.script_path(v)
+    if not script.is_file():
+        problems.append(f"{where}.script: {v.script} does not exist (looked in {script})")
+    else:
+        problem = _function_problem(script, v)
+        if problem:
+            problems.append(f"{where}.function: {problem}")
+    return problems
+
+
+def _function_problem(script: Path, v: Version) -> str | None:
+    """A static look at the script (nothing is run): is the function defined at top level?"""
+    text = script.read_text(encoding="utf-8", errors="replace")
+    missing = f"{v.function} is not defined at the top level of {v.script}"
+    if v.language == "r":
+        name = re.escape(v.function)
+        found = re.search(rf"(?m)^\s*`?{name}`?\s*(<-|=|<<-)\s*function\b", text)
+        return None if found else missing
+    try:
+        tree = ast.parse(text, filename=str(script))
+    except SyntaxError as exc:
+        return f"{v.script} has a syntax error at line {exc.lineno}: {exc.msg}"
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == v.function:
+            return None
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        if any(isinstance(t, ast.Name) and t.id == v.function for t in targets):
+            return None
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any((a.asname or a.name.split(".")[0]) == v.function for a in node.names):
+                return None
+    return missing

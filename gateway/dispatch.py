@@ -1,0 +1,294 @@
+"""The asyncio side of ZeroMQ: sends calls to idle workers and matches replies to callers.
+
+One ROUTER socket serves every pool. Workers connect (DEALER) and say :class:`Ready`; from then
+on a worker may hold up to ``slots`` calls, and each call goes to the least busy worker of its
+version (readiness-based balancing, as in the zguide's load-balancing broker). When every
+worker is full, calls wait in the version's bounded queue; when that is full, the caller gets
+503 ``overloaded`` at once.
+
+The socket is driven straight from the event loop (``add_reader`` on its file descriptor, no
+per-message task): calls for the same worker made in one loop iteration leave as one frame, and
+every reply frame that has arrived is read in one pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+import zmq
+
+from gateway.errors import Overloaded, Timeout, Unavailable, WorkerLost
+from workers.wire import (
+    Call,
+    Calls,
+    Ready,
+    Replies,
+    Reply,
+    Stop,
+    decode_worker_frame,
+    encode_frame,
+)
+
+log = structlog.get_logger("modelgate.dispatch")
+
+
+class PendingCall:
+    """A call between submit and reply; ``worker`` is None while it waits in the queue."""
+
+    __slots__ = ("id", "body", "future", "worker", "timer", "pool")
+
+    def __init__(self, id: int, body: bytes, future: asyncio.Future[Reply],
+                 pool: VersionPool) -> None:
+        self.id = id
+        self.body = body
+        self.future = future
+        self.pool = pool
+        self.worker: WorkerLink | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class WorkerLink:
+    """One connected worker, as the gateway sees it."""
+
+    __slots__ = ("identity", "pid", "slots", "pool", "calls", "outbox")
+
+    def __init__(self, identity: bytes, pid: int, slots: int, pool: VersionPool) -> None:
+        self.identity = identity
+        self.pid = pid
+        self.slots = slots
+        self.pool = pool
+        self.calls: dict[int, PendingCall] = {}
+        self.outbox: list[Call] = []
+
+
+@dataclass(eq=False)
+class VersionPool:
+    """Gateway-side state of one version's pool: its ready workers and its waiting calls."""
+
+    model: str
+    version: int
+    version_id: str
+    timeout_s: float
+    max_queue: int
+    expected_workers: int
+    workers: list[WorkerLink] = field(default_factory=list)
+    waiting: deque[PendingCall] = field(default_factory=deque)
+    failure: str | None = None  # why the version cannot be served, while it cannot
+    on_change: list[Callable[[VersionPool], None]] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.model, self.version, self.version_id)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.workers)
+
+    def least_busy(self) -> WorkerLink | None:
+        best = None
+        for worker in self.workers:
+            load = len(worker.calls)
+            if load < worker.slots and (best is None or load < len(best.calls)):
+                best = worker
+                if load == 0:
+                    break
+        return best
+
+    def changed(self) -> None:
+        for callback in self.on_change:
+            callback(self)
+
+
+class Dispatcher:
+    """Owns the ROUTER socket and the table of calls in flight."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._loop = asyncio.get_running_loop()
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.bind(address)
+        self._pools: dict[tuple[str, int, str], VersionPool] = {}
+        self._workers: dict[bytes, WorkerLink] = {}
+        self._ids = itertools.count(1)
+        self._dirty: list[WorkerLink] = []
+        self._loop.add_reader(self._socket.FD, self._read)
+
+    # ------------------------------------------------------------------ pools
+
+    def add_pool(self, pool: VersionPool) -> None:
+        self._pools[pool.key] = pool
+
+    def remove_pool(self, pool: VersionPool) -> None:
+        self._pools.pop(pool.key, None)
+        for worker in list(pool.workers):
+            self.lose_worker(worker, "the pool was stopped")
+        self._fail_waiting(pool, Unavailable(f"{pool.model} v{pool.version} was stopped"))
+
+    def stop_workers(self, pool: VersionPool) -> None:
+        """Ask the pool's workers to finish what they hold and exit."""
+        for worker in pool.workers:
+            self._send_frame(worker, encode_frame(Stop()))
+
+    # ------------------------------------------------------------------ calls
+
+    def submit(self, pool: VersionPool, body: bytes) -> asyncio.Future[Reply]:
+        """Queue one call for ``pool``; the future resolves with the worker's :class:`Reply`."""
+        future: asyncio.Future[Reply] = self._loop.create_future()
+        call = PendingCall(next(self._ids), body, future, pool)
+        worker = pool.least_busy()
+        if worker is not None:
+            self._assign(worker, call)
+        elif pool.failure is not None and not pool.workers:
+            raise Unavailable(f"{pool.model} v{pool.version} is not available: {pool.failure}")
+        elif len(pool.waiting) >= pool.max_queue:
+            raise Overloaded(f"{pool.model} v{pool.version} is at capacity "
+                             f"({len(pool.waiting)} calls waiting); retry shortly")
+        else:
+            pool.waiting.append(call)
+        call.timer = self._loop.call_later(pool.timeout_s, self._expire, call)
+        return future
+
+    def _assign(self, worker: WorkerLink, call: PendingCall) -> None:
+        call.worker = worker
+        worker.calls[call.id] = call
+        if not worker.outbox:
+            if not self._dirty:
+                self._loop.call_soon(self._flush)
+            self._dirty.append(worker)
+        worker.outbox.append(Call(call.id, call.body))
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for worker in dirty:
+            calls, worker.outbox = worker.outbox, []
+            if worker.identity in self._workers:
+                self._send_frame(worker, encode_frame(Calls(calls)))
+        self._read()  # the socket's FD is edge-triggered: sending may have hidden a reply
+
+    def _send_frame(self, worker: WorkerLink, frame: bytes) -> None:
+        try:
+            self._socket.send_multipart((worker.identity, frame), zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: the worker is gone; EAGAIN: it is stuck
+            self.lose_worker(worker, f"cannot reach the worker ({exc.strerror})")
+
+    def _expire(self, call: PendingCall) -> None:
+        if call.future.done():
+            return
+        pool = call.pool
+        message = f"{pool.model} v{pool.version} did not answer within {pool.timeout_s:g} s"
+        worker = call.worker
+        if worker is None:  # still queued: fail it, never send it
+            pool.waiting.remove(call)
+            call.future.set_exception(Timeout(message + " (all workers were busy)"))
+            return
+        worker.calls.pop(call.id, None)
+        call.future.set_exception(Timeout(message))
+        log.warning("call_timeout", model=pool.model, version=pool.version, pid=worker.pid)
+        self.lose_worker(worker, "killed after a call ran past its timeout")
+        try:
+            os.kill(worker.pid, signal.SIGKILL)  # its pool parent starts a replacement
+        except ProcessLookupError:
+            pass
+
+    # ------------------------------------------------------------------ replies
+
+    def _read(self) -> None:
+        socket = self._socket
+        while True:
+            try:
+                identity, payload = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            frame = decode_worker_frame(payload)
+            if isinstance(frame, Replies):
+                worker = self._workers.get(identity)
+                if worker is not None:
+                    self._resolve(worker, frame.replies)
+            elif isinstance(frame, Ready):
+                self._join(identity, frame)
+
+    def _resolve(self, worker: WorkerLink, replies: list[Reply]) -> None:
+        calls = worker.calls
+        for reply in replies:
+            call = calls.pop(reply.id, None)
+            if call is None:
+                continue  # it timed out meanwhile
+            if call.timer is not None:
+                call.timer.cancel()
+            if not call.future.done():
+                call.future.set_result(reply)
+        self._refill(worker)
+
+    def _refill(self, worker: WorkerLink) -> None:
+        waiting = worker.pool.waiting
+        while waiting and len(worker.calls) < worker.slots:
+            call = waiting.popleft()
+            if not call.future.done():  # skip callers that went away
+                self._assign(worker, call)
+
+    def _join(self, identity: bytes, ready: Ready) -> None:
+        pool = self._pools.get((ready.model, ready.version, ready.version_id))
+        if pool is None:  # a worker of a version no longer served
+            self._socket.send_multipart((identity, encode_frame(Stop())), zmq.NOBLOCK)
+            return
+        worker = WorkerLink(identity, ready.pid, ready.slots, pool)
+        self._workers[identity] = worker
+        pool.workers.append(worker)
+        pool.failure = None
+        log.info("worker_joined", model=pool.model, version=pool.version, pid=ready.pid)
+        self._refill(worker)
+        pool.changed()
+
+    # ------------------------------------------------------------------ failures
+
+    def worker_exited(self, pool: VersionPool, pid: int, reason: str) -> None:
+        """A local worker process died: fail what it held, at once."""
+        for worker in list(pool.workers):
+            if worker.pid == pid:
+                self.lose_worker(worker, reason)
+
+    def lose_worker(self, worker: WorkerLink, reason: str) -> None:
+        if self._workers.pop(worker.identity, None) is None:
+            return
+        pool = worker.pool
+        pool.workers.remove(worker)
+        calls, worker.calls = worker.calls, {}
+        for call in calls.values():
+            if call.timer is not None:
+                call.timer.cancel()
+            if not call.future.done():
+                call.future.set_exception(WorkerLost(
+                    f"the worker of {pool.model} v{pool.version} (pid {worker.pid}) "
+                    f"was lost during the call: {reason}"))
+        pool.changed()
+
+    def _fail_waiting(self, pool: VersionPool, error: Exception) -> None:
+        while pool.waiting:
+            call = pool.waiting.popleft()
+            if call.timer is not None:
+                call.timer.cancel()
+            if not call.future.done():
+                call.future.set_exception(error)
+
+    def fail_pool(self, pool: VersionPool, reason: str) -> None:
+        """The version cannot be served (its script fails to load): fail its waiting calls."""
+        pool.failure = reason
+        if not pool.workers:
+            self._fail_waiting(pool, Unavailable(
+                f"{pool.model} v{pool.version} is not available: {reason}"))
+        pool.changed()
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._socket.FD)
+        self._socket.close(0)
+        self._context.term()

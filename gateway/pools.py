@@ -1,0 +1,107 @@
+"""Starts and watches one pool parent process per served version.
+
+The pool parent (:mod:`workers.pool`) restarts its own workers; this handle restarts the pool
+parent itself if it dies, with backoff, and turns its status events into dispatcher actions:
+a worker that exits fails its in-flight calls at once (502), a script that fails to load marks
+the version unavailable with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import structlog
+
+from gateway.dispatch import Dispatcher, VersionPool
+from workers.wire import LoadFailed, PoolSpec, WorkerExited, decode_event, encode_spec
+
+log = structlog.get_logger("modelgate.pools")
+
+# What user code may see of the gateway's environment: what Python and R need to run.
+# Everything else (tokens, credentials of the gateway) stays out; the model's `env` is added.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME",
+              "PYTHONPATH", "LD_LIBRARY_PATH", "R_HOME")
+
+RESTART_FIRST_S = 0.2
+RESTART_MAX_S = 30.0
+
+
+def worker_environment(model_env: dict[str, str]) -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env.update(model_env)
+    return env
+
+
+class PoolProcess:
+    """The gateway's handle on one pool parent process."""
+
+    def __init__(self, spec: PoolSpec, pool: VersionPool, dispatcher: Dispatcher) -> None:
+        self.spec = spec
+        self.pool = pool
+        self.dispatcher = dispatcher
+        self.process: asyncio.subprocess.Process | None = None
+        self.stopping = False
+        self.restarts = 0
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workers.pool",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=worker_environment(self.spec.env), start_new_session=True,
+        )
+        assert self.process.stdin is not None
+        self.process.stdin.write(encode_spec(self.spec))
+        self.process.stdin.close()
+        self._watcher = asyncio.create_task(self._watch(self.process))
+
+    async def _watch(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            event = decode_event(line)
+            if isinstance(event, WorkerExited):
+                self.dispatcher.worker_exited(
+                    self.pool, event.pid, f"the worker process exited with code {event.code}")
+            elif isinstance(event, LoadFailed):
+                log.error("load_failed", model=self.spec.model, version=self.spec.version,
+                          reason=event.reason)
+                self.dispatcher.fail_pool(self.pool, event.reason.splitlines()[0])
+        code = await process.wait()
+        for worker in list(self.pool.workers):  # its workers die with it
+            self.dispatcher.lose_worker(worker, "the pool parent process exited")
+        if self.stopping:
+            return
+        delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** min(self.restarts, 10))
+        self.restarts += 1
+        if self.pool.failure is None:
+            self.dispatcher.fail_pool(self.pool, f"the pool process exited with code {code}")
+        log.warning("pool_exited", model=self.spec.model, version=self.spec.version, code=code,
+                    restart_in_s=delay)
+        await asyncio.sleep(delay)
+        if not self.stopping:
+            await self.start()
+
+    async def stop(self, drain_s: float = 10.0) -> None:
+        """Drain: workers finish the calls they hold, then the pool parent stops them."""
+        self.stopping = True
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        self.dispatcher.stop_workers(self.pool)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_s
+        while any(w.calls for w in self.pool.workers) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        try:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), timeout=max(1.0, deadline - loop.time()))
+        except ProcessLookupError:
+            pass
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+        if self._watcher is not None:
+            await self._watcher

@@ -1,0 +1,88 @@
+"""The routing table: which version answers ``latest``, ``labels/prod`` or ``{n}``.
+
+Built whole from a deployment and swapped whole, so a request sees one consistent table.
+Each served version carries its pre-encoded ``release`` block, so answering a call does not
+encode it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from gateway import __version__
+from gateway.config import Model
+from gateway.dispatch import VersionPool
+from gateway.errors import NotFound
+
+
+class Release(msgspec.Struct, frozen=True):
+    """The ``release`` block of every response."""
+
+    model: str
+    model_version: str
+    model_version_number: int
+    harness_version: str = __version__
+
+
+@dataclass(frozen=True, eq=False)
+class Served:
+    """One published version: its pool and the bytes that name it in responses."""
+
+    number: int
+    pool: VersionPool
+    release: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class ModelRoutes:
+    name: str
+    config: Model
+    public: bool
+    allowed: frozenset[str]
+    versions: dict[int, Served]
+    unpublished: frozenset[int]
+    latest: int
+    production: int
+
+    def pick(self, label: str) -> Served:
+        """``latest``, ``prod`` or a version number: the version that answers."""
+        if label == "latest":
+            return self.versions[self.latest]
+        if label == "prod":
+            return self.versions[self.production]
+        number = int(label)
+        served = self.versions.get(number)
+        if served is not None:
+            return served
+        if number in self.unpublished:
+            raise NotFound(f"version {number} of model `{self.name}` is unpublished")
+        raise NotFound(f"model `{self.name}` has no version {number}; "
+                       f"published: {', '.join(map(str, sorted(self.versions)))}")
+
+
+def model_routes(name: str, model: Model, pools: dict[int, VersionPool]) -> ModelRoutes:
+    versions = {
+        n: Served(n, pool, msgspec.json.encode(Release(name, pool.version_id, n)))
+        for n, pool in pools.items()
+    }
+    latest = max(versions)
+    production = model.promoted if model.routing == "advanced" and model.promoted else latest
+    return ModelRoutes(
+        name=name, config=model, public=model.access.public,
+        allowed=frozenset(model.access.tokens), versions=versions,
+        unpublished=frozenset(n for n, v in model.versions.items() if v.unpublished),
+        latest=latest, production=production,
+    )
+
+
+class RoutingTable:
+    def __init__(self, models: dict[str, ModelRoutes]) -> None:
+        self.models = models
+
+    def model(self, name: str) -> ModelRoutes:
+        routes = self.models.get(name)
+        if routes is None:
+            raise NotFound(f"no model named `{name}`")
+        return routes

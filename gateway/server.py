@@ -1,0 +1,103 @@
+"""``modelgate serve``: run a deployment in the foreground until SIGTERM or Ctrl-C.
+
+The CLI controls the process: aiohttp runs under ``AppRunner`` on the uvloop event loop,
+start-up progress of the pools goes to stderr, and SIGTERM/SIGINT stop accepting connections,
+let in-flight calls finish (bounded by ``gateway.drain_timeout_s``), then stop the pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import signal
+import sys
+
+import msgspec
+import structlog
+import uvloop
+from aiohttp import web
+
+from gateway import __version__, logs
+from gateway.app import create_app
+from gateway.config import ConfigError, Deployment, load
+from gateway.dispatch import VersionPool
+
+log = structlog.get_logger("modelgate.server")
+
+
+def serve(config_path: str, listen: str | None = None, json_logs: bool | None = None) -> int:
+    try:
+        deployment = load(config_path)
+    except ConfigError as exc:
+        print(f"modelgate: the config is not valid:\n{exc}", file=sys.stderr)
+        return 1
+    if listen:
+        deployment = msgspec.structs.replace(
+            deployment, gateway=msgspec.structs.replace(deployment.gateway, listen=listen))
+    if json_logs is None:
+        json_logs = not sys.stdout.isatty()
+    logs.configure(json_logs)
+    return uvloop.run(_serve(deployment, json_logs))
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class StartupProgress:
+    """Shows pools coming up: one updating line on a terminal, a line per change otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, ready: int, total: int, pool: VersionPool) -> None:
+        state = f"failed: {pool.failure}" if pool.failure and not pool.ready else (
+            f"{len(pool.workers)}/{pool.expected_workers} workers")
+        line = f"  starting pools [{ready}/{total} workers ready]  {pool.model} v{pool.version}: {state}"
+        if self.tty:
+            print(f"\r\033[K{line}", end="" if ready < total else "\n", file=sys.stderr,
+                  flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+async def _serve(deployment: Deployment, json_logs: bool) -> int:
+    host, port = _split_listen(deployment.gateway.listen)
+    print(f"modelgate {__version__}: starting {deployment.path}", file=sys.stderr, flush=True)
+    app = create_app(deployment, StartupProgress(), json_logs)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=2048,
+                       shutdown_timeout=deployment.gateway.drain_timeout_s)
+    try:
+        await site.start()
+    except OSError as exc:
+        print(f"modelgate: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    _announce(deployment, host, port)
+    log.info("serving", listen=f"{host}:{port}", config=deployment.path)
+    await stop.wait()
+    print("modelgate: stopping (finishing calls in flight)", file=sys.stderr, flush=True)
+    log.info("stopping")
+    await runner.cleanup()
+    logs.drain()
+    return 0
+
+
+def _announce(deployment: Deployment, host: str, port: int) -> None:
+    base = f"http://{host}:{port}"
+    lines = [f"modelgate serving on {base}  (Ctrl-C to stop)"]
+    for name, model in deployment.models.items():
+        example = model.example if model.example is not None else {"parameters": []}
+        auth = "" if model.access.public else " -H 'Authorization: Bearer $MODELGATE_TOKEN'"
+        lines.append(
+            f"  curl -s -X POST {base}/models/{name}/latest/model"
+            f" -H 'Content-Type: application/json'{auth}"
+            f" -d {shlex.quote(msgspec.json.encode(example).decode())}")
+    print("\n".join(lines), file=sys.stderr, flush=True)

@@ -1,0 +1,58 @@
+"""Python results to JSON, including the values users trip over elsewhere.
+
+msgspec already encodes dicts, lists, tuples, sets, ``datetime``/``date`` (ISO 8601),
+``Decimal`` (as a number here) and NaN/Inf (as ``null``). :func:`to_json_value` is its
+``enc_hook`` for the rest: NumPy scalars and arrays, pandas objects, and anything array-like.
+NumPy and pandas are never imported here: they are used only if the user's script loaded them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+
+class Unconvertible(TypeError):
+    """A result value that has no JSON form; the message names its type."""
+
+
+def to_json_value(obj: Any) -> Any:
+    """Return a JSON-encodable stand-in for ``obj``, or raise :class:`Unconvertible`."""
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.generic):  # np.int64, np.float32, np.bool_, np.str_, ...
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        if isinstance(obj, pd.DataFrame):
+            return obj.to_dict(orient="records")
+        if isinstance(obj, (pd.Series, pd.Index, pd.Categorical)):
+            return obj.tolist()
+        if obj is pd.NA or obj is pd.NaT:
+            return None
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if hasattr(obj, "tolist"):  # array-likes of other libraries (e.g. torch tensors)
+        return obj.tolist()
+    if isinstance(obj, (str, bytes)):  # subclasses msgspec does not take as they are
+        return str(obj) if isinstance(obj, str) else obj.decode("utf-8", "replace")
+    kind = type(obj)
+    raise Unconvertible(f"{kind.__module__}.{kind.__qualname__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=to_json_value, decimal_format="number")
+
+
+def encode_result(value: Any) -> bytes:
+    """JSON bytes of a function's result; raises :class:`Unconvertible` naming the bad type."""
+    try:
+        return _encoder.encode(value)
+    except Unconvertible:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise Unconvertible(str(exc)) from exc

@@ -1,0 +1,119 @@
+"""The corridor: every message that crosses between the gateway and worker processes.
+
+Two channels, both typed with msgspec Structs and encoded once per message:
+
+* the **ZeroMQ pool channel** (gateway ROUTER <-> worker DEALER), msgpack frames:
+  workers announce themselves with :class:`Ready`, the gateway sends :class:`Calls` (a batch
+  of one or more calls, to amortise the per-message cost), workers answer with :class:`Replies`.
+  Request bodies travel as the raw JSON bytes the client sent and results come back as JSON
+  bytes, so no JSON is decoded or re-encoded in the gateway.
+* the **pool status channel**: a pool parent process reads a :class:`PoolSpec` (msgpack) on
+  stdin and writes :class:`PoolEvent` lines (JSON) on stdout, so the gateway learns at once when
+  a worker dies or a script fails to load.
+
+Nothing else is imported across the gateway/workers boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+# ---------------------------------------------------------------- pool channel (ZeroMQ)
+
+
+class Ready(msgspec.Struct, array_like=True, tag="ready", frozen=True):
+    """A worker joins its version's pool; ``slots`` is how many calls it may hold at once."""
+
+    model: str
+    version: int
+    version_id: str
+    pid: int
+    slots: int
+
+
+class Call(msgspec.Struct, array_like=True, frozen=True):
+    """One call: ``body`` is the client's JSON request body, untouched."""
+
+    id: int
+    body: bytes
+
+
+class Calls(msgspec.Struct, array_like=True, tag="calls", frozen=True):
+    calls: list[Call]
+
+
+class CallError(msgspec.Struct, array_like=True, frozen=True):
+    """Why a call failed; ``type`` is one of the stable error types of the HTTP API."""
+
+    status: int
+    type: str
+    message: str
+
+
+class Reply(msgspec.Struct, array_like=True, frozen=True):
+    """The answer to :class:`Call` ``id``: ``result`` is JSON bytes, or ``error`` is set."""
+
+    id: int
+    model_ms: float
+    result: bytes = b""
+    error: CallError | None = None
+
+
+class Replies(msgspec.Struct, array_like=True, tag="replies", frozen=True):
+    replies: list[Reply]
+
+
+class Stop(msgspec.Struct, array_like=True, tag="stop", frozen=True):
+    """Asks a worker to finish what it holds and exit (drain)."""
+
+
+WorkerFrame = Union[Ready, Replies]
+GatewayFrame = Union[Calls, Stop]
+
+encode_frame = msgspec.msgpack.Encoder().encode
+decode_worker_frame = msgspec.msgpack.Decoder(WorkerFrame).decode
+decode_gateway_frame = msgspec.msgpack.Decoder(GatewayFrame).decode
+
+# ---------------------------------------------------------------- pool status channel
+
+
+class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a pool parent needs to load one model version and run its workers."""
+
+    model: str
+    version: int
+    version_id: str
+    language: Literal["python", "r"]
+    script: str  # absolute path
+    function: str
+    workers: int
+    preload: bool = True
+    slots: int = 2
+    env: dict[str, str] = {}
+    connect: str  # the gateway's ZeroMQ address for workers
+    log_json: bool = True
+
+
+class WorkerStarted(msgspec.Struct, tag="started", frozen=True):
+    pid: int
+
+
+class WorkerExited(msgspec.Struct, tag="exited", frozen=True):
+    pid: int
+    code: int  # exit status; negative: killed by that signal
+
+
+class LoadFailed(msgspec.Struct, tag="load_failed", frozen=True):
+    """The script could not be run or the function is missing: the version cannot be served."""
+
+    reason: str
+
+
+PoolEvent = Union[WorkerStarted, WorkerExited, LoadFailed]
+
+encode_event = msgspec.json.Encoder().encode
+decode_event = msgspec.json.Decoder(PoolEvent).decode
+encode_spec = msgspec.msgpack.Encoder().encode
+decode_spec = msgspec.msgpack.Decoder(PoolSpec).decode

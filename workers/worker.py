@@ -1,0 +1,122 @@
+"""The worker loop: one process, one loaded function, calls from the gateway over ZeroMQ.
+
+The loop takes every call the gateway has queued for it, answers them in order and sends the
+replies in one frame (flushed at least every millisecond), so a cheap function costs one
+message round trip per *batch* rather than per call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from typing import Any
+
+import msgspec
+import structlog
+import zmq
+
+from workers.errors import BadArguments, ModelFailure
+from workers.runners import Runner
+from workers.wire import (
+    Call,
+    CallError,
+    Calls,
+    PoolSpec,
+    Ready,
+    Replies,
+    Reply,
+    decode_gateway_frame,
+    encode_frame,
+)
+
+log = structlog.get_logger("modelgate.worker")
+
+FLUSH_AFTER_S = 0.001
+
+
+class Envelope(msgspec.Struct):
+    """The request body: named arguments in ``data`` or positional ones in ``parameters``."""
+
+    data: dict[str, Any] | None = None
+    parameters: list[Any] | None = None
+
+
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+
+_USAGE = 'Send {"data": {"name": value, ...}} or {"parameters": [value, ...]}.'
+
+
+def _bad_request(message: str) -> CallError:
+    return CallError(400, "bad_request", message)
+
+
+def answer(runner: Runner, call: Call) -> Reply:
+    """Run one call, turning every failure into the error the client should see."""
+    try:
+        envelope = _decode_envelope(call.body)
+    except msgspec.ValidationError as exc:
+        return Reply(call.id, 0.0, error=_bad_request(f"request body: {exc}. {_USAGE}"))
+    except msgspec.DecodeError as exc:
+        return Reply(call.id, 0.0, error=_bad_request(f"request body is not valid JSON: {exc}"))
+    except RecursionError:
+        return Reply(call.id, 0.0, error=_bad_request("request body is nested too deeply"))
+    if envelope.data is None and envelope.parameters is None:
+        return Reply(call.id, 0.0, error=_bad_request(f"no arguments given. {_USAGE}"))
+    if envelope.data is not None and envelope.parameters is not None:
+        return Reply(call.id, 0.0, error=_bad_request(
+            'give either "data" or "parameters", not both'))
+    try:
+        result, model_ms = runner.call(envelope.parameters, envelope.data)
+    except BadArguments as exc:
+        return Reply(call.id, 0.0, error=CallError(400, "bad_arguments", str(exc)))
+    except ModelFailure as exc:
+        return Reply(call.id, 0.0, error=CallError(500, "model_error", str(exc)))
+    return Reply(call.id, model_ms, result)
+
+
+def serve(spec: PoolSpec, runner: Runner) -> None:
+    """Join the version's pool and answer calls until the gateway says stop."""
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    pid = os.getpid()
+    sock.setsockopt(zmq.IDENTITY, f"{pid}-{os.urandom(4).hex()}".encode())
+    sock.setsockopt(zmq.LINGER, 1000)
+    sock.connect(spec.connect)
+    sock.send(encode_frame(Ready(spec.model, spec.version, spec.version_id, pid, spec.slots)))
+    log.info("worker_ready", model=spec.model, version=spec.version, pid=pid)
+    pending: deque[Call] = deque()
+    stopping = False
+    while not stopping:
+        frame = decode_gateway_frame(sock.recv())
+        if not isinstance(frame, Calls):
+            break  # Stop
+        pending.extend(frame.calls)
+        replies: list[Reply] = []
+        flush_at = time.monotonic() + FLUSH_AFTER_S
+        while pending:
+            replies.append(answer(runner, pending.popleft()))
+            if not pending and not stopping:
+                stopping = _take_queued(sock, pending)
+            if not pending or time.monotonic() >= flush_at:
+                sock.send(encode_frame(Replies(replies)))
+                replies = []
+                flush_at = time.monotonic() + FLUSH_AFTER_S
+    _close(sock, context)
+
+
+def _take_queued(sock: zmq.Socket, pending: deque[Call]) -> bool:  # type: ignore[type-arg]
+    """Move calls that arrived meanwhile into ``pending``; True if a Stop came after them."""
+    try:
+        while True:
+            frame = decode_gateway_frame(sock.recv(zmq.NOBLOCK))
+            if not isinstance(frame, Calls):
+                return True
+            pending.extend(frame.calls)
+    except zmq.Again:
+        return False
+
+
+def _close(sock: zmq.Socket, context: zmq.Context) -> None:  # type: ignore[type-arg]
+    sock.close()
+    context.term()
