@@ -1,0 +1,139 @@
+"""Fixtures that run the real thing: a ``modelgate serve`` process with real worker pools.
+
+``gateway_factory`` writes a config to a temporary directory, starts the gateway on a free
+port, waits for its ``serving`` log event (not a sleep), and stops it at teardown; the gateway's
+JSON log lines are collected for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_MODELS = Path(__file__).resolve().parent / "models"
+EXAMPLES = ROOT / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    process: asyncio.subprocess.Process
+    config_path: Path
+    log_lines: list[dict[str, Any]] = field(default_factory=list)
+    stderr_lines: list[str] = field(default_factory=list)
+    raw_output: list[bytes] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def model_url(self, model: str, label: str | int = "latest") -> str:
+        label = "labels/prod" if label == "prod" else label
+        return f"{self.url}/models/{model}/{label}/model"
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.log_lines if line.get("event") == name]
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return code
+
+
+async def _collect(stream: asyncio.StreamReader, gw: RunningGateway, json_lines: bool,
+                   serving: asyncio.Event) -> None:
+    while line := await stream.readline():
+        gw.raw_output.append(line)
+        if json_lines:
+            try:
+                event = msgspec.json.decode(line)
+            except msgspec.DecodeError:
+                continue
+            if isinstance(event, dict):
+                gw.log_lines.append(event)
+                if event.get("event") == "serving":
+                    serving.set()
+        else:
+            gw.stderr_lines.append(line.decode(errors="replace"))
+    serving.set()  # the process ended: stop waiting
+
+
+async def start_gateway(directory: Path, config: dict[str, Any] | str,
+                        env: dict[str, str] | None = None,
+                        startup_timeout: float = 90) -> RunningGateway:
+    """Write ``config`` (a dict or YAML text) to ``directory`` and serve it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / "deployment.yaml"
+    text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+    config_path.write_text(text)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", str(config_path),
+        "--listen", f"127.0.0.1:{port}", "--json-logs",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})}, cwd=str(directory),
+        limit=2**20,
+    )
+    gw = RunningGateway(f"http://127.0.0.1:{port}", process, config_path)
+    serving = asyncio.Event()
+    assert process.stdout is not None and process.stderr is not None
+    gw._tasks = [asyncio.create_task(_collect(process.stdout, gw, True, serving)),
+                 asyncio.create_task(_collect(process.stderr, gw, False, serving))]
+    try:
+        await asyncio.wait_for(serving.wait(), startup_timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        raise
+    if process.returncode is not None:
+        await gw.stop()
+        raise RuntimeError("the gateway exited at start-up:\n" + "".join(gw.stderr_lines))
+    return gw
+
+
+@pytest.fixture
+async def gateway_factory(tmp_path: Path) -> AsyncIterator[Any]:
+    """Start gateways for one test: ``await gateway_factory(config_dict)``."""
+    started: list[RunningGateway] = []
+
+    async def factory(config: dict[str, Any] | str, **kwargs: Any) -> RunningGateway:
+        gw = await start_gateway(tmp_path / f"gw{len(started)}", config, **kwargs)
+        started.append(gw)
+        return gw
+
+    yield factory
+    for gw in started:
+        if gw.process.returncode is None:
+            gw.process.kill()
+        await gw.process.wait()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield session
+
+
+def version(script: Path | str, function: str, **options: Any) -> dict[str, Any]:
+    """One version entry of a config, with an absolute script path."""
+    language = "r" if str(script).endswith(".R") else "python"
+    return {"language": language, "script": str(script), "function": function, **options}
