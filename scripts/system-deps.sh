@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages modelgate needs, only when something is missing (idempotent and
+# quiet when all is there). R packages come from Debian's r-cran-* (CRAN is not needed).
+#   scripts/system-deps.sh            what serving and the tests need
+#   scripts/system-deps.sh bench      plus the benchmark tools
+set -euo pipefail
+
+packages=(
+  r-base-core r-base-dev          # R, and the headers rpy2 builds against
+  r-cran-randomforest r-cran-jsonlite
+  build-essential                 # compilers for rpy2's extension
+)
+if [[ "${1:-}" == "bench" ]]; then
+  packages+=(wrk r-cran-plumber)
+fi
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  packages+=(python3-venv python3-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "installing Debian packages: ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
