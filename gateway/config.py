@@ -34,7 +34,7 @@ class Version(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     preload: bool = True
     unpublished: bool = False
     max_queue: int | None = None  # None: gateway.max_queue
-    slots: int = 2  # calls a worker may hold at once (one running, the rest queued)
+    slots: int = 32  # the most calls a worker may hold (the gateway adapts below it)
     batch: Batch | None = None
 
 

@@ -1,10 +1,15 @@
 """The asyncio side of ZeroMQ: sends calls to idle workers and matches replies to callers.
 
-One ROUTER socket serves every pool. Workers connect (DEALER) and say :class:`Ready`; from then
-on a worker may hold up to ``slots`` calls, and each call goes to the least busy worker of its
-version (readiness-based balancing, as in the zguide's load-balancing broker). When every
-worker is full, calls wait in the version's bounded queue; when that is full, the caller gets
-503 ``overloaded`` at once.
+One ROUTER socket serves every pool. Workers connect (DEALER) and say :class:`Ready`; each call
+goes to the least busy worker of its version (readiness-based balancing, as in the zguide's
+load-balancing broker). When every worker is full, calls wait in the version's bounded queue;
+when that is full, the caller gets 503 ``overloaded`` at once.
+
+How many calls a worker may hold is adaptive: as many as fit in about ``QUEUED_WORK_MS`` of its
+measured service time (at least 2, at most the worker's ``slots``). A cheap function gets deep
+pipelining, so one frame carries many calls and the worker never idles waiting for the next; a
+slow one holds one call plus one queued, so a call never waits long behind another on a busy
+worker while a sibling is free.
 
 The socket is driven straight from the event loop (``add_reader`` on its file descriptor, no
 per-message task): calls for the same worker made in one loop iteration leave as one frame, and
@@ -37,6 +42,10 @@ from workers.wire import (
 )
 
 log = structlog.get_logger("modelgate.dispatch")
+
+QUEUED_WORK_MS = 2.0
+SERVICE_EWMA = 0.05  # weight of each new reply in the service-time estimate
+PER_CALL_OVERHEAD_MS = 0.02  # decode/encode around the user's function
 
 
 class PendingCall:
@@ -81,6 +90,8 @@ class VersionPool:
     workers: list[WorkerLink] = field(default_factory=list)
     waiting: deque[PendingCall] = field(default_factory=deque)
     failure: str | None = None  # why the version cannot be served, while it cannot
+    service_ms: float = 1.0  # moving average of the time a call takes in a worker
+    depth: int = 2  # calls a worker may hold now (see QUEUED_WORK_MS)
     on_change: list[Callable[[VersionPool], None]] = field(default_factory=list)
 
     @property
@@ -93,13 +104,19 @@ class VersionPool:
 
     def least_busy(self) -> WorkerLink | None:
         best = None
+        depth = self.depth
         for worker in self.workers:
             load = len(worker.calls)
-            if load < worker.slots and (best is None or load < len(best.calls)):
+            if load < depth and load < worker.slots and (best is None or load < len(best.calls)):
                 best = worker
                 if load == 0:
                     break
         return best
+
+    def observe(self, model_ms: float) -> None:
+        """Fold one call's service time into the estimate that sets ``depth``."""
+        self.service_ms += SERVICE_EWMA * (model_ms + PER_CALL_OVERHEAD_MS - self.service_ms)
+        self.depth = max(2, 1 + int(QUEUED_WORK_MS / self.service_ms))
 
     def changed(self) -> None:
         for callback in self.on_change:
@@ -219,10 +236,12 @@ class Dispatcher:
 
     def _resolve(self, worker: WorkerLink, replies: list[Reply]) -> None:
         calls = worker.calls
+        observe = worker.pool.observe
         for reply in replies:
             call = calls.pop(reply.id, None)
             if call is None:
                 continue  # it timed out meanwhile
+            observe(reply.model_ms)
             if call.timer is not None:
                 call.timer.cancel()
             if not call.future.done():
@@ -231,7 +250,8 @@ class Dispatcher:
 
     def _refill(self, worker: WorkerLink) -> None:
         waiting = worker.pool.waiting
-        while waiting and len(worker.calls) < worker.slots:
+        limit = min(worker.slots, worker.pool.depth)
+        while waiting and len(worker.calls) < limit:
             call = waiting.popleft()
             if not call.future.done():  # skip callers that went away
                 self._assign(worker, call)

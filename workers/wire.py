@@ -90,7 +90,7 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     function: str
     workers: int
     preload: bool = True
-    slots: int = 2
+    slots: int = 32
     env: dict[str, str] = {}
     connect: str  # the gateway's ZeroMQ address for workers
     log_json: bool = True
