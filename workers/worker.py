@@ -33,7 +33,6 @@ from workers.wire import (
 log = structlog.get_logger("modelgate.worker")
 
 FLUSH_AFTER_S = 0.001
-SPIN_S = 0.0
 
 
 class Envelope(msgspec.Struct):
@@ -89,7 +88,7 @@ def serve(spec: PoolSpec, runner: Runner) -> None:
     pending: deque[Call] = deque()
     stopping = False
     while not stopping:
-        frame = decode_gateway_frame(_next_frame(sock))
+        frame = decode_gateway_frame(sock.recv())
         if not isinstance(frame, Calls):
             break  # Stop
         pending.extend(frame.calls)
@@ -104,18 +103,6 @@ def serve(spec: PoolSpec, runner: Runner) -> None:
                 replies = []
                 flush_at = time.monotonic() + FLUSH_AFTER_S
     _close(sock, context)
-
-
-def _next_frame(sock: zmq.Socket) -> bytes:  # type: ignore[type-arg]
-    """Wait for the next frame, spinning briefly first: a sleeping process takes tens of
-    microseconds to wake, which at low load would be most of the hop's latency."""
-    spin_until = time.monotonic() + SPIN_S
-    while time.monotonic() < spin_until:
-        try:
-            return sock.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            pass
-    return sock.recv()
 
 
 def _take_queued(sock: zmq.Socket, pending: deque[Call]) -> bool:  # type: ignore[type-arg]
