@@ -13,6 +13,7 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import msgspec
 import structlog
@@ -83,8 +84,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return body
 
 
-def model_call(label: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The handler for one route shape: ``latest``, ``prod`` or a number (``label=None``)."""
+def model_call(label: str | None, request_log: Any
+               ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler for one route shape: ``latest``, ``prod`` or a number (``label=None``);
+    ``request_log`` writes the one line per request (None: no request lines)."""
 
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -114,10 +117,14 @@ def model_call(label: str | None) -> Callable[[web.Request], Awaitable[web.Respo
         except ModelgateError as exc:
             status = exc.status
             return error_response(exc, rid)
+        except asyncio.CancelledError:
+            status = 499  # the client went away; its call still finishes in the worker
+            raise
         finally:
-            if service.deployment.gateway.access_log:
-                log.info("request", request_id=rid, model=name, version=version, status=status,
-                         ms=round((time.perf_counter() - started) * 1000.0, 3))
+            if request_log is not None:
+                request_log.info("request", request_id=rid, model=name, version=version,
+                                 status=status,
+                                 ms=round((time.perf_counter() - started) * 1000.0, 3))
 
     return handle
 
@@ -173,10 +180,11 @@ def create_app(deployment: Deployment, progress: Progress | None = None,
         logs.drain()
 
     app.cleanup_ctx.append(pools)
+    request_log = logs.request_logger() if deployment.gateway.access_log else None
     add = app.router.add_route
-    add("POST", "/models/{model}/latest/model", model_call("latest"))
-    add("POST", "/models/{model}/labels/prod/model", model_call("prod"))
-    add("POST", r"/models/{model}/{version:\d+}/model", model_call(None))
+    add("POST", "/models/{model}/latest/model", model_call("latest", request_log))
+    add("POST", "/models/{model}/labels/prod/model", model_call("prod", request_log))
+    add("POST", r"/models/{model}/{version:\d+}/model", model_call(None, request_log))
     add("GET", "/healthz", healthz)
     add("GET", "/readyz", readyz)
     return app

@@ -8,6 +8,7 @@ let in-flight calls finish (bounded by ``gateway.drain_timeout_s``), then stop t
 from __future__ import annotations
 
 import asyncio
+import gc
 import shlex
 import signal
 import sys
@@ -80,6 +81,12 @@ async def _serve(deployment: Deployment, json_logs: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Everything allocated so far lives as long as the process: keep it out of the collector's
+    # way, and collect the young generation less often (requests allocate many short-lived
+    # objects; a collection pass per few hundred requests was measurable at high rates).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
     _announce(deployment, host, port)
     log.info("serving", listen=f"{host}:{port}", config=deployment.path)
     await stop.wait()
