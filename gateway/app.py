@@ -101,9 +101,11 @@ def model_call(label: str | None, request_log: Any
             if not routes.public:
                 service.tokens.authorize(request.headers.get("Authorization"), routes.allowed,
                                          f"model `{name}`")
-            served = routes.pick(label or request.match_info["version"])
-            version = served.number
             body = await read_body(request, service.deployment.gateway.max_body_bytes)
+            # Pick the version only now, with no await before submit: a reload that swapped
+            # the table meanwhile is seen, and a retired pool never gets a new call.
+            served = service.table.model(name).pick(label or request.match_info["version"])
+            version = served.number
             reply = await service.dispatcher.submit(served.pool, body)  # type: ignore[union-attr]
             if reply.error is not None:
                 raise CallFailed(reply.error.status, reply.error.type, reply.error.message)

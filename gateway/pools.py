@@ -85,16 +85,18 @@ class PoolProcess:
             await self.start()
 
     async def stop(self, drain_s: float = 10.0) -> None:
-        """Drain: workers finish the calls they hold, then the pool parent stops them."""
+        """Drain, then stop: calls queued or in flight finish first (bounded by ``drain_s``),
+        then workers are told to exit, then the pool parent is stopped."""
         self.stopping = True
         process = self.process
         if process is None or process.returncode is not None:
             return
-        self.dispatcher.stop_workers(self.pool)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_s
-        while any(w.calls for w in self.pool.workers) and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        pool = self.pool
+        while (pool.waiting or any(w.calls for w in pool.workers)) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self.dispatcher.stop_workers(pool)
         try:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), timeout=max(1.0, deadline - loop.time()))

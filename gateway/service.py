@@ -1,7 +1,10 @@
 """One running deployment: the dispatcher, a pool process per served version, the routing table.
 
 ``start`` brings every pool up and waits until each has its workers (or has failed, with the
-reason); ``stop`` drains them. The HTTP app holds one :class:`Service` in its state.
+reason). ``reload`` moves to a new deployment without dropping a call: pools whose version id is
+unchanged keep their warm workers; new pools start and must be ready before the routing table
+is swapped (in one assignment); only then are the pools no longer needed drained and stopped.
+A reload whose new pools cannot load is abandoned and the old deployment keeps serving.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -24,6 +27,11 @@ from workers.wire import PoolSpec
 log = structlog.get_logger("modelgate.service")
 
 Progress = Callable[[int, int, VersionPool], None]
+PoolKey = tuple[str, int, str]
+
+
+class ReloadError(Exception):
+    """The new deployment could not be brought up; the old one is still serving."""
 
 
 class Service:
@@ -35,23 +43,70 @@ class Service:
         self.json_logs = json_logs
         self.runtime_dir = tempfile.mkdtemp(prefix="modelgate-")
         self.dispatcher: Dispatcher | None = None
-        self.pools: dict[tuple[str, int, str], PoolProcess] = {}
+        self.pools: dict[PoolKey, PoolProcess] = {}
         self.table = RoutingTable({})
+        self._reloading = asyncio.Lock()
 
     @property
     def served(self) -> list[VersionPool]:
         return [p.pool for p in self.pools.values()]
 
-    def _build(self) -> RoutingTable:
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every pool and wait (bounded) until each is up or has failed."""
+        self.dispatcher = Dispatcher(f"ipc://{self.runtime_dir}/workers.sock")
+        self.pools = self._plan(self.deployment)
+        await self._bring_up(self.pools.values(), self.progress)
+        self.table = self._routes(self.deployment, self.pools)
+
+    async def reload(self, deployment: Deployment) -> dict[str, list[str]]:
+        """Serve ``deployment`` instead; returns the versions started, kept and stopped."""
+        async with self._reloading:
+            planned = self._plan(deployment)
+            fresh = [p for key, p in planned.items() if key not in self.pools]
+            await self._bring_up(fresh, None)
+            failed = [p for p in fresh if not p.pool.ready]
+            if failed:
+                await self._take_down(fresh)
+                raise ReloadError("; ".join(
+                    f"{p.pool.model} v{p.pool.version}: {p.pool.failure or 'no worker came up'}"
+                    for p in failed))
+            retired = [p for key, p in self.pools.items() if key not in planned]
+            self.table = self._routes(deployment, planned)  # the switch: one assignment
+            self.pools = planned
+            self.deployment = deployment
+            self.tokens = TokenBook(deployment.tokens)
+            await self._take_down(retired)
+            return {
+                "started": [_label(p) for p in fresh],
+                "kept": [_label(p) for p in planned.values() if p not in fresh],
+                "stopped": [_label(p) for p in retired],
+            }
+
+    async def stop(self) -> None:
+        await self._take_down(list(self.pools.values()))
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ pools
+
+    def _plan(self, deployment: Deployment) -> dict[PoolKey, PoolProcess]:
+        """The pool processes ``deployment`` needs: running ones are reused as they are, the
+        others are created (not started yet)."""
         assert self.dispatcher is not None
-        d, settings = self.deployment, self.deployment.gateway
-        routes = {}
-        for name, model in d.models.items():
-            pools = {}
+        settings = deployment.gateway
+        planned: dict[PoolKey, PoolProcess] = {}
+        for name, model in deployment.models.items():
             for n, version in sorted(model.versions.items()):
                 if version.unpublished:
                     continue
-                vid = version_id(d, name, model, version)
+                vid = version_id(deployment, name, model, version)
+                key = (name, n, vid)
+                if key in self.pools:
+                    planned[key] = self.pools[key]
+                    continue
                 pool = VersionPool(
                     model=name, version=n, version_id=vid,
                     timeout_s=version.timeout_s or settings.request_timeout_s,
@@ -60,49 +115,61 @@ class Service:
                 )
                 spec = PoolSpec(
                     model=name, version=n, version_id=vid, language=version.language,
-                    script=str(d.script_path(version)), function=version.function,
+                    script=str(deployment.script_path(version)), function=version.function,
                     workers=version.workers, preload=version.preload, slots=version.slots,
                     env=dict(model.env), connect=self.dispatcher.address,
                     log_json=self.json_logs,
                 )
-                self.dispatcher.add_pool(pool)
-                self.pools[pool.key] = PoolProcess(spec, pool, self.dispatcher)
-                pools[n] = pool
-            routes[name] = model_routes(name, model, pools)
-        return RoutingTable(routes)
+                planned[key] = PoolProcess(spec, pool, self.dispatcher)
+        return planned
 
-    async def start(self) -> None:
-        """Start every pool and wait (bounded) until each is up or has failed."""
-        self.dispatcher = Dispatcher(f"ipc://{self.runtime_dir}/workers.sock")
-        self.table = self._build()
-        total = sum(p.pool.expected_workers for p in self.pools.values())
+    @staticmethod
+    def _routes(deployment: Deployment, pools: dict[PoolKey, PoolProcess]) -> RoutingTable:
+        by_model: dict[str, dict[int, VersionPool]] = {}
+        for process in pools.values():
+            by_model.setdefault(process.pool.model, {})[process.pool.version] = process.pool
+        return RoutingTable({
+            name: model_routes(name, model, by_model.get(name, {}))
+            for name, model in deployment.models.items()
+        })
+
+    async def _bring_up(self, processes: Iterable[PoolProcess],
+                        progress: Progress | None) -> None:
+        """Start pool processes and wait until each has all its workers or has failed."""
+        assert self.dispatcher is not None
+        processes = list(processes)
+        if not processes:
+            return
+        pools = [p.pool for p in processes]
+        total = sum(p.expected_workers for p in pools)
         settled = asyncio.Event()
 
         def on_change(pool: VersionPool) -> None:
-            ready = sum(len(p.workers) for p in self.served)
-            if self.progress is not None:
-                self.progress(ready, total, pool)
-            if all(len(p.workers) >= p.expected_workers or p.failure for p in self.served):
+            if progress is not None:
+                progress(sum(len(p.workers) for p in pools), total, pool)
+            if all(len(p.workers) >= p.expected_workers or p.failure for p in pools):
                 settled.set()
 
-        for process in self.pools.values():
+        for process in processes:
+            self.dispatcher.add_pool(process.pool)
             process.pool.on_change.append(on_change)
-        await asyncio.gather(*(p.start() for p in self.pools.values()))
+        await asyncio.gather(*(p.start() for p in processes))
         try:
             await asyncio.wait_for(settled.wait(), self.deployment.gateway.startup_timeout_s)
         except asyncio.TimeoutError:
             log.warning("startup_incomplete", not_ready=[
-                f"{p.model} v{p.version}" for p in self.served if not p.ready])
-        for process in self.pools.values():
+                f"{p.model} v{p.version}" for p in pools if not p.ready])
+        for process in processes:
             process.pool.on_change.remove(on_change)
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(p.stop() for p in self.pools.values()))
+    async def _take_down(self, processes: Iterable[PoolProcess]) -> None:
+        """Drain pools (their calls in flight finish), then stop them."""
+        processes = list(processes)
+        drain = self.deployment.gateway.drain_timeout_s
+        await asyncio.gather(*(p.stop(drain) for p in processes))
         if self.dispatcher is not None:
-            for process in self.pools.values():
+            for process in processes:
                 self.dispatcher.remove_pool(process.pool)
-            self.dispatcher.close()
-        shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def readiness(self) -> dict[str, dict[str, object]]:
         """Per version: ready or not, workers up, and why not when it cannot serve."""
@@ -113,3 +180,7 @@ class Service:
             }
             for p in self.served
         }
+
+
+def _label(process: PoolProcess) -> str:
+    return f"{process.pool.model} v{process.pool.version}"
