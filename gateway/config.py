@@ -199,6 +199,8 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
         problems.append(f"{where}.workers: expected 1 to 256, got {v.workers}")
     if not 1 <= v.slots <= 64:
         problems.append(f"{where}.slots: expected 1 to 64, got {v.slots}")
+    if v.batch is not None and not (1 <= v.batch.max_size <= 4096 and v.batch.max_wait_ms >= 0):
+        problems.append(f"{where}.batch: max_size must be 1 to 4096 and max_wait_ms >= 0")
     if v.timeout_s is not None and v.timeout_s <= 0:
         problems.append(f"{where}.timeout_s: must be positive")
     if not check_scripts or v.unpublished:

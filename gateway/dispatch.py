@@ -92,6 +92,7 @@ class VersionPool:
     failure: str | None = None  # why the version cannot be served, while it cannot
     service_ms: float = 1.0  # moving average of the time a call takes in a worker
     depth: int = 2  # calls a worker may hold now (see QUEUED_WORK_MS)
+    batch_size: int = 0  # > 1: batched version; workers hold two batches' worth of calls
     on_change: list[Callable[[VersionPool], None]] = field(default_factory=list)
 
     @property
@@ -113,8 +114,14 @@ class VersionPool:
                     break
         return best
 
+    def __post_init__(self) -> None:
+        if self.batch_size > 1:
+            self.depth = 2 * self.batch_size
+
     def observe(self, model_ms: float) -> None:
         """Fold one call's service time into the estimate that sets ``depth``."""
+        if self.batch_size > 1:
+            return
         self.service_ms += SERVICE_EWMA * (model_ms + PER_CALL_OVERHEAD_MS - self.service_ms)
         self.depth = max(2, 1 + int(QUEUED_WORK_MS / self.service_ms))
 

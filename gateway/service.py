@@ -112,11 +112,14 @@ class Service:
                     timeout_s=version.timeout_s or settings.request_timeout_s,
                     max_queue=version.max_queue or settings.max_queue,
                     expected_workers=version.workers,
+                    batch_size=version.batch.max_size if version.batch else 0,
                 )
                 spec = PoolSpec(
                     model=name, version=n, version_id=vid, language=version.language,
                     script=str(deployment.script_path(version)), function=version.function,
                     workers=version.workers, preload=version.preload, slots=version.slots,
+                    batch_max_size=version.batch.max_size if version.batch else 0,
+                    batch_max_wait_ms=version.batch.max_wait_ms if version.batch else 0.0,
                     env=dict(model.env), connect=self.dispatcher.address,
                     log_json=self.json_logs,
                 )

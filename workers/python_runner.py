@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from workers.arguments import ArgumentCheck
-from workers.convert import Unconvertible, encode_result
+from workers.convert import Unconvertible, encode_result, to_json_value
 from workers.errors import LoadError, ModelFailure
 
 log = structlog.get_logger("modelgate.worker")
@@ -55,9 +55,45 @@ class PythonRunner:
             log.error("model_error", exc_info=exc)
             raise ModelFailure(f"{type(exc).__name__}: {exc}") from None
         model_ms = (time.perf_counter() - start) * 1000.0
+        return _encoded(result), model_ms
+
+    def call_batch(self, args: list[list[Any]] | None, kwargs: list[dict[str, Any]] | None
+                   ) -> tuple[list[bytes], float]:
+        """See :meth:`workers.runners.Runner.call_batch`."""
+        if kwargs is not None:
+            self._check.check_named(kwargs[0])
+            count = len(kwargs)
+            columns: dict[str, Any] = {name: [one[name] for one in kwargs] for name in kwargs[0]}
+            positional: list[Any] = []
+        else:
+            assert args is not None
+            self._check.check_positional(args[0])
+            count = len(args)
+            positional = [list(column) for column in zip(*args)]
+            columns = {}
+        start = time.perf_counter()
         try:
-            return encode_result(result), model_ms
-        except Unconvertible as exc:
-            raise ModelFailure(
-                f"the function returned a value that cannot be converted to JSON: {exc}"
-            ) from None
+            results = self._fn(*positional, **columns)
+        except (Exception, SystemExit) as exc:
+            log.error("model_error", exc_info=exc)
+            raise ModelFailure(f"{type(exc).__name__}: {exc}") from None
+        model_ms = (time.perf_counter() - start) * 1000.0
+        if not isinstance(results, (list, tuple)):
+            try:
+                results = to_json_value(results)  # NumPy arrays, pandas Series, ...
+            except Unconvertible:
+                pass
+        if not isinstance(results, (list, tuple)) or len(results) != count:
+            got = f"{len(results)} results" if isinstance(results, (list, tuple)) else (
+                f"a {type(results).__name__}")
+            raise ModelFailure(f"a batched function must return a list with one result per "
+                               f"input: it got {count} inputs and returned {got}")
+        return [_encoded(result) for result in results], model_ms
+
+
+def _encoded(result: Any) -> bytes:
+    try:
+        return encode_result(result)
+    except Unconvertible as exc:
+        raise ModelFailure(
+            f"the function returned a value that cannot be converted to JSON: {exc}") from None

@@ -18,6 +18,13 @@ class Runner(Protocol):
     def call(self, args: list[Any] | None, kwargs: dict[str, Any] | None) -> tuple[bytes, float]:
         ...
 
+    def call_batch(self, args: list[list[Any]] | None, kwargs: list[dict[str, Any]] | None
+                   ) -> tuple[list[bytes], float]:
+        """One call of the function for several inputs of the same shape: each argument
+        becomes the list of that argument's values; the function returns one result per
+        input (in order), each returned as JSON bytes."""
+        ...
+
 
 def load_runner(spec: PoolSpec) -> Runner:
     """Run the version's script and find its function; raises ``LoadError``."""

@@ -91,6 +91,8 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     workers: int
     preload: bool = True
     slots: int = 32
+    batch_max_size: int = 0  # > 1: adaptive batching (see workers.batching)
+    batch_max_wait_ms: float = 0.0
     env: dict[str, str] = {}
     connect: str  # the gateway's ZeroMQ address for workers
     log_json: bool = True

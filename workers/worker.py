@@ -51,8 +51,8 @@ def _bad_request(message: str) -> CallError:
     return CallError(400, "bad_request", message)
 
 
-def answer(runner: Runner, call: Call) -> Reply:
-    """Run one call, turning every failure into the error the client should see."""
+def parse(call: Call) -> Envelope | Reply:
+    """The call's arguments, or the 400 reply that says what is wrong with its body."""
     try:
         envelope = _decode_envelope(call.body)
     except msgspec.ValidationError as exc:
@@ -66,12 +66,24 @@ def answer(runner: Runner, call: Call) -> Reply:
     if envelope.data is not None and envelope.parameters is not None:
         return Reply(call.id, 0.0, error=_bad_request(
             'give either "data" or "parameters", not both'))
+    return envelope
+
+
+def failure_reply(call_id: int, exc: Exception) -> Reply:
+    if isinstance(exc, BadArguments):
+        return Reply(call_id, 0.0, error=CallError(400, "bad_arguments", str(exc)))
+    return Reply(call_id, 0.0, error=CallError(500, "model_error", str(exc)))
+
+
+def answer(runner: Runner, call: Call) -> Reply:
+    """Run one call, turning every failure into the error the client should see."""
+    parsed = parse(call)
+    if isinstance(parsed, Reply):
+        return parsed
     try:
-        result, model_ms = runner.call(envelope.parameters, envelope.data)
-    except BadArguments as exc:
-        return Reply(call.id, 0.0, error=CallError(400, "bad_arguments", str(exc)))
-    except ModelFailure as exc:
-        return Reply(call.id, 0.0, error=CallError(500, "model_error", str(exc)))
+        result, model_ms = runner.call(parsed.parameters, parsed.data)
+    except (BadArguments, ModelFailure) as exc:
+        return failure_reply(call.id, exc)
     return Reply(call.id, model_ms, result)
 
 
@@ -85,6 +97,11 @@ def serve(spec: PoolSpec, runner: Runner) -> None:
     sock.connect(spec.connect)
     sock.send(encode_frame(Ready(spec.model, spec.version, spec.version_id, pid, spec.slots)))
     log.info("worker_ready", model=spec.model, version=spec.version, pid=pid)
+    if spec.batch_max_size > 1:
+        from workers.batching import serve_batched
+
+        serve_batched(spec, runner, sock)
+        return _close(sock, context)
     pending: deque[Call] = deque()
     stopping = False
     while not stopping:
@@ -97,7 +114,7 @@ def serve(spec: PoolSpec, runner: Runner) -> None:
         while pending:
             replies.append(answer(runner, pending.popleft()))
             if not pending and not stopping:
-                stopping = _take_queued(sock, pending)
+                stopping = take_queued(sock, pending)
             if not pending or time.monotonic() >= flush_at:
                 sock.send(encode_frame(Replies(replies)))
                 replies = []
@@ -105,7 +122,7 @@ def serve(spec: PoolSpec, runner: Runner) -> None:
     _close(sock, context)
 
 
-def _take_queued(sock: zmq.Socket, pending: deque[Call]) -> bool:  # type: ignore[type-arg]
+def take_queued(sock: zmq.Socket, pending: deque[Call]) -> bool:  # type: ignore[type-arg]
     """Move calls that arrived meanwhile into ``pending``; True if a Stop came after them."""
     try:
         while True:

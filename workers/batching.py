@@ -1,0 +1,81 @@
+"""Adaptive batching: concurrent calls of one version become one call of the function.
+
+A batched worker gathers the calls it holds into a batch of up to ``max_size``. When it had to
+wait for the first call of a batch (the pool was idle) and its previous batch held more than one
+call (so calls are arriving together), it waits at most ``max_wait_ms`` for others: a lone call
+is never delayed by more than that, and traffic that comes one call at a time is not delayed at
+all. Under load, calls that queued up while the previous batch ran are taken at once, and
+batches fill by themselves.
+
+Calls in a batch are grouped by shape (the same positional count, or the same argument names);
+each group is one call of the function, whose every argument is the list of that argument's
+values, and which must return one result per input. A call whose body is invalid gets its own
+400 and does not hold up the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import zmq
+
+from workers.errors import BadArguments, ModelFailure
+from workers.runners import Runner
+from workers.wire import Call, Calls, PoolSpec, Replies, Reply, decode_gateway_frame, encode_frame
+from workers.worker import Envelope, failure_reply, parse, take_queued
+
+
+def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:
+    """Replies for ``calls``, in order, from as few calls of the function as their shapes allow."""
+    replies: dict[int, Reply] = {}
+    groups: dict[tuple[object, ...], list[tuple[Call, Envelope]]] = {}
+    for call in calls:
+        parsed = parse(call)
+        if isinstance(parsed, Reply):
+            replies[call.id] = parsed
+            continue
+        shape = (("data", *parsed.data) if parsed.data is not None
+                 else ("parameters", len(parsed.parameters or ())))
+        groups.setdefault(shape, []).append((call, parsed))
+    for group in groups.values():
+        envelopes = [envelope for _, envelope in group]
+        try:
+            if envelopes[0].data is not None:
+                results, model_ms = runner.call_batch(None, [e.data or {} for e in envelopes])
+            else:
+                results, model_ms = runner.call_batch([e.parameters or [] for e in envelopes],
+                                                      None)
+        except (BadArguments, ModelFailure) as exc:
+            for call, _ in group:
+                replies[call.id] = failure_reply(call.id, exc)
+            continue
+        for (call, _), result in zip(group, results):
+            replies[call.id] = Reply(call.id, model_ms, result)
+    return [replies[call.id] for call in calls]
+
+
+def serve_batched(spec: PoolSpec, runner: Runner, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+    """The worker loop of a batched version (see the module docstring)."""
+    max_size = spec.batch_max_size
+    max_wait_s = spec.batch_max_wait_ms / 1000.0
+    pending: deque[Call] = deque()
+    stopping = False
+    last_size = 0
+    while pending or not stopping:
+        if not pending:
+            frame = decode_gateway_frame(sock.recv())
+            if not isinstance(frame, Calls):
+                break  # Stop
+            pending.extend(frame.calls)
+            deadline = time.monotonic() + max_wait_s
+            while last_size > 1 and len(pending) < max_size and not stopping:
+                left_ms = (deadline - time.monotonic()) * 1000.0
+                if left_ms <= 0 or not sock.poll(left_ms):
+                    break
+                stopping = take_queued(sock, pending)
+        elif not stopping:
+            stopping = take_queued(sock, pending)
+        batch = [pending.popleft() for _ in range(min(max_size, len(pending)))]
+        last_size = len(batch)
+        sock.send(encode_frame(Replies(answer_batch(runner, batch))))
