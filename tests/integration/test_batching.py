@@ -1,0 +1,77 @@
+"""Adaptive batching through the real gateway and real batched workers."""
+
+import asyncio
+
+from conftest import TEST_MODELS, version
+
+SCRIPT = TEST_MODELS / "py_batching.py"
+
+
+def batched(function, **options):
+    return version(SCRIPT, function, workers=1, batch={"max_size": 16, "max_wait_ms": 5},
+                   **options)
+
+
+async def test_concurrent_calls_are_batched_and_each_caller_gets_its_own_result(
+        gateway_factory, http):
+    gw = await gateway_factory({"models": {"b": {
+        "access": {"public": True}, "versions": {1: batched("sizes")}}}})
+
+    async def call(i):
+        async with http.post(gw.model_url("b"), json={"parameters": [i]}) as resp:
+            assert resp.status == 200
+            return (await resp.json())["result"]
+
+    results = await asyncio.gather(*(call(i) for i in range(300)))
+    assert [r["value"] for r in results] == list(range(300))
+    assert max(r["batch"] for r in results) > 1  # concurrent calls shared function calls
+    assert all(r["batch"] <= 16 for r in results)
+
+
+async def test_a_lone_call_is_a_batch_of_one(gateway_factory, http):
+    gw = await gateway_factory({"models": {"b": {
+        "access": {"public": True}, "versions": {1: batched("sizes")}}}})
+    for i in range(3):
+        async with http.post(gw.model_url("b"), json={"parameters": [i]}) as resp:
+            assert (await resp.json())["result"] == {"value": i, "batch": 1}
+
+
+async def test_named_arguments_are_batched_per_name(gateway_factory, http):
+    gw = await gateway_factory({"models": {"b": {
+        "access": {"public": True}, "versions": {1: batched("scaled")}}}})
+
+    async def call(body):
+        async with http.post(gw.model_url("b"), json=body) as resp:
+            return resp.status, (await resp.json())
+
+    bodies = [{"data": {"x": i, "factor": 3}} for i in range(40)] + [
+        {"data": {"x": i}} for i in range(40)]
+    results = await asyncio.gather(*(call(b) for b in bodies))
+    assert [r[1]["result"] for r in results] == [3 * i for i in range(40)] + list(range(40))
+
+
+async def test_a_wrong_number_of_results_fails_every_call_of_the_batch_clearly(
+        gateway_factory, http):
+    gw = await gateway_factory({"models": {"b": {
+        "access": {"public": True}, "versions": {1: batched("short")}}}})
+    async with http.post(gw.model_url("b"), json={"parameters": [1]}) as resp:
+        assert resp.status == 500
+        error = (await resp.json())["error"]
+    assert error["type"] == "model_error"
+    assert "one result per input" in error["message"]
+    assert "1 inputs and returned 0 results" in error["message"]
+
+
+async def test_an_invalid_body_fails_alone_in_its_batch(gateway_factory, http):
+    gw = await gateway_factory({"models": {"b": {
+        "access": {"public": True}, "versions": {1: batched("sizes")}}}})
+
+    async def call(data):
+        async with http.post(gw.model_url("b"), data=data,
+                             headers={"Content-Type": "application/json"}) as resp:
+            return resp.status
+
+    statuses = await asyncio.gather(*(
+        call(b"{not json" if i % 10 == 0 else b'{"parameters": [%d]}' % i) for i in range(100)))
+    assert statuses.count(400) == 10
+    assert statuses.count(200) == 90
