@@ -16,8 +16,18 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    if args.load:
+        import asyncio
+
+        from gateway.check import load_problems
+
+        problems = asyncio.run(load_problems(deployment))
+        if problems:
+            print(ConfigError(args.config, problems), file=sys.stderr)
+            return 1
     versions = sum(len(m.versions) for m in deployment.models.values())
-    print(f"{args.config}: OK ({len(deployment.models)} models, {versions} versions)")
+    loaded = ", every script loaded" if args.load else ""
+    print(f"{args.config}: OK ({len(deployment.models)} models, {versions} versions{loaded})")
     return 0
 
 
@@ -48,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON log lines (default: unless stdout is a terminal)")
     p.set_defaults(run=_serve)
 
-    p = sub.add_parser("check", help="validate a config file")
+    p = sub.add_parser("check", help="validate a config file and load its scripts")
     p.add_argument("config")
+    p.add_argument("--load", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run every published script once, as serving would (default)")
     p.set_defaults(run=_check)
 
     p = sub.add_parser("token", help="access tokens")

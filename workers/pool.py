@@ -202,13 +202,15 @@ def main() -> int:
     die_with_parent()
     configure_logging(spec.log_json)
     parent = PoolParent(spec, status)
-    if spec.preload:
+    if spec.preload or spec.workers == 0:
         try:
             parent.preload()
         except LoadError as exc:
             status.send(LoadFailed(str(exc)))
             log.error("load_failed", model=spec.model, version=spec.version, reason=str(exc))
             return EXIT_LOAD_FAILED
+    if spec.workers == 0:  # a load check (`modelgate check`): the script ran, nothing to serve
+        return 0
     return parent.run()
 
 

@@ -29,8 +29,8 @@ class PythonRunner:
         try:
             namespace = runpy.run_path(script, run_name="__modelgate__")
         except BaseException as exc:  # the user's script: anything can happen
-            detail = "".join(traceback.format_exception(exc)[-6:])
-            raise LoadError(f"running {script} failed: {type(exc).__name__}: {exc}\n{detail}")
+            raise LoadError(f"running {script} failed: {type(exc).__name__}: {exc}\n"
+                            f"{_user_frames(exc)}") from None
         fn = namespace.get(function)
         if fn is None:
             raise LoadError(f"{script} does not define {function}()")
@@ -97,3 +97,11 @@ def _encoded(result: Any) -> bytes:
     except Unconvertible as exc:
         raise ModelFailure(
             f"the function returned a value that cannot be converted to JSON: {exc}") from None
+
+
+def _user_frames(exc: BaseException) -> str:
+    """The traceback without modelgate's and runpy's own frames: what the user can act on."""
+    ours = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(ours) and not f.filename.startswith("<frozen")]
+    return "".join(traceback.format_list(frames[-5:]))

@@ -1,0 +1,55 @@
+"""``modelgate check``: the config is valid, and every published script really loads.
+
+The static checks of :mod:`gateway.config` cannot see a script that raises at import or an R
+file that fails to source, so each version is also loaded once in a real pool process (with the
+model's environment, exactly as when serving) that exits right after loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import msgspec
+
+from gateway.config import Deployment
+from gateway.pools import worker_environment
+from workers.wire import LoadFailed, PoolSpec, decode_event, encode_spec
+
+
+async def load_problems(deployment: Deployment, timeout_s: float = 300.0) -> list[str]:
+    """``models.M.versions.N: ...`` for every published version whose script fails to load."""
+    checks = [
+        _load_one(deployment, name, n, timeout_s)
+        for name, model in deployment.models.items()
+        for n, version in model.versions.items() if not version.unpublished
+    ]
+    return [problem for problem in await asyncio.gather(*checks) if problem]
+
+
+async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float) -> str | None:
+    model = deployment.models[name]
+    version = model.versions[n]
+    spec = PoolSpec(model=name, version=n, version_id="check", language=version.language,
+                    script=str(deployment.script_path(version)), function=version.function,
+                    workers=0, env=dict(model.env), connect="", log_json=True)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.pool", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env=worker_environment(spec.env), start_new_session=True)
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(encode_spec(spec)), timeout_s)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        return f"models.{name}.versions.{n}.script: loading took more than {timeout_s:g} s"
+    for line in out.splitlines():
+        try:
+            event = decode_event(line)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(event, LoadFailed):
+            return f"models.{name}.versions.{n}.script: {event.reason.strip()}"
+    if process.returncode != 0:
+        return f"models.{name}.versions.{n}.script: the loader exited with {process.returncode}"
+    return None
