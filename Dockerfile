@@ -1,6 +1,8 @@
 # modelgate: the gateway and its Python and R worker pools in one image.
-# Build: docker build -t modelgate .   Run: docker run -p 8000:8000 -v $PWD/configs:/etc/modelgate modelgate
-# (mount a directory holding config.yaml and the scripts/models it names).
+#   docker build -t modelgate .
+#   docker run -p 8000:8000 modelgate                                  # the demo deployment
+#   docker run -p 8000:8000 -v $PWD/deploy:/etc/modelgate modelgate    # your config.yaml
+# The command serves /etc/modelgate/config.yaml; in the image it links to the demo config.
 
 # ---- build: wheels for modelgate and its dependencies (rpy2 compiles against R's headers)
 FROM python:3.11-slim-bookworm AS build
@@ -20,10 +22,22 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends r-base-core r-cran-randomforest r-cran-jsonlite \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 'modelgate[r,examples]' \
+RUN pip install --no-cache-dir --no-index --find-links /wheels 'modelgate[r,examples]==0.1.0' \
  && rm -rf /wheels
-RUN useradd --system --uid 10001 --home-dir /srv/modelgate --create-home modelgate
+RUN useradd --system --uid 10001 --home-dir /srv/modelgate modelgate
 WORKDIR /srv/modelgate
-USER modelgate
+COPY configs configs
+COPY examples examples
+# The demo's models are trained at build time, as `make demo` does on a machine.
+WORKDIR /srv/modelgate/examples/wine
+RUN python train.py > /dev/null && Rscript train.R > /dev/null
+WORKDIR /srv/modelgate
+RUN mkdir -p /etc/modelgate \
+ && ln -s /srv/modelgate/configs/demo.yaml /etc/modelgate/config.yaml \
+ && chown -R 10001 /srv/modelgate/configs
+USER 10001
 EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+STOPSIGNAL SIGTERM
 CMD ["modelgate", "serve", "/etc/modelgate/config.yaml", "--listen", "0.0.0.0:8000"]

@@ -20,8 +20,9 @@ class TokenBook:
         self._entries: list[tuple[str, bytes]] = []
         self.admins: frozenset[str] = frozenset(n for n, t in tokens.items() if t.admin)
         for name, ref in tokens.items():
-            if ref.sha256 is not None:
-                digest = bytes.fromhex(ref.sha256)
+            hashed = ref.digest_hex()
+            if hashed is not None:
+                digest = bytes.fromhex(hashed)
             else:
                 digest = hashlib.sha256(os.environ[ref.env or ""].encode()).digest()
             self._entries.append((name, digest))

@@ -54,11 +54,19 @@ class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TokenRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A named token: the hex SHA-256 of its value, or the variable that holds the value."""
+    """A named token: the hex SHA-256 of its value (inline, or in the variable ``sha256_env``,
+    e.g. from a Kubernetes Secret), or the variable ``env`` that holds the value itself."""
 
     sha256: str | None = None
+    sha256_env: str | None = None
     env: str | None = None
     admin: bool = False
+
+    def digest_hex(self) -> str | None:
+        """The expected SHA-256 in hex, where the config gives a hash rather than a value."""
+        if self.sha256_env is not None:
+            return os.environ.get(self.sha256_env, "").strip().lower()
+        return self.sha256
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -156,10 +164,17 @@ def parse(raw: Any, path: str, *, check_scripts: bool = True) -> Deployment:
 
 def _token_problems(name: str, token: TokenRef) -> list[str]:
     where = f"tokens.{name}"
-    if (token.sha256 is None) == (token.env is None):
-        return [f"{where}: give exactly one of `sha256` (hex SHA-256 of the token) or `env`"]
-    if token.sha256 is not None and not SHA256.match(token.sha256):
-        return [f"{where}.sha256: expected 64 lowercase hex characters "
+    given = [k for k in ("sha256", "sha256_env", "env") if getattr(token, k) is not None]
+    if len(given) != 1:
+        return [f"{where}: give exactly one of `sha256` (hex SHA-256 of the token), "
+                "`sha256_env` (a variable holding that hash) or `env` (a variable holding "
+                "the token)"]
+    if token.sha256_env is not None and not os.environ.get(token.sha256_env):
+        return [f"{where}.sha256_env: environment variable {token.sha256_env} is not set"]
+    digest = token.digest_hex()
+    if digest is not None and not SHA256.match(digest):
+        field = "sha256" if token.sha256 is not None else f"sha256_env ({token.sha256_env})"
+        return [f"{where}.{field}: expected 64 lowercase hex characters "
                 "(`modelgate token new NAME` prints one)"]
     if token.env is not None and not os.environ.get(token.env):
         return [f"{where}.env: environment variable {token.env} is not set"]
