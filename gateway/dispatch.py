@@ -11,9 +11,11 @@ pipelining, so one frame carries many calls and the worker never idles waiting f
 slow one holds one call plus one queued, so a call never waits long behind another on a busy
 worker while a sibling is free.
 
-The socket is driven straight from the event loop (``add_reader`` on its file descriptor, no
-per-message task): calls for the same worker made in one loop iteration leave as one frame, and
-every reply frame that has arrived is read in one pass.
+The sockets (``ipc://`` for local pools, and a CURVE-secured ``tcp://`` one for remote pools,
+see :mod:`gateway.remote`) are driven straight from the event loop (``add_reader`` on their file
+descriptors, no per-message task): calls for the same worker made in one loop iteration leave
+as one frame, and every reply frame that has arrived is read in one pass. Every worker sends a
+heartbeat each second; one not heard from for ``LIVENESS_S`` is lost (its calls fail with 502).
 """
 
 from __future__ import annotations
@@ -31,9 +33,13 @@ import zmq
 
 from gateway.errors import Overloaded, Timeout, Unavailable, WorkerLost
 from workers.wire import (
+    HEARTBEAT_S,
+    LIVENESS_S,
     Call,
     Calls,
+    Heartbeat,
     Ready,
+    Rejoin,
     Replies,
     Reply,
     Stop,
@@ -66,15 +72,20 @@ class PendingCall:
 class WorkerLink:
     """One connected worker, as the gateway sees it."""
 
-    __slots__ = ("identity", "pid", "slots", "pool", "calls", "outbox")
+    __slots__ = ("identity", "pid", "slots", "pool", "calls", "outbox", "socket", "last_seen",
+                 "local")
 
-    def __init__(self, identity: bytes, pid: int, slots: int, pool: VersionPool) -> None:
+    def __init__(self, identity: bytes, pid: int, slots: int, pool: VersionPool,
+                 socket: zmq.Socket, now: float, local: bool) -> None:  # type: ignore[type-arg]
         self.identity = identity
         self.pid = pid
         self.slots = slots
         self.pool = pool
         self.calls: dict[int, PendingCall] = {}
         self.outbox: list[Call] = []
+        self.socket = socket
+        self.last_seen = now
+        self.local = local  # a process of this host (it may be killed by pid)
 
 
 @dataclass(eq=False)
@@ -136,16 +147,28 @@ class Dispatcher:
     def __init__(self, address: str) -> None:
         self.address = address
         self._loop = asyncio.get_running_loop()
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.ROUTER)
-        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(address)
+        self.context = zmq.Context()
+        self._sockets: list[zmq.Socket] = []  # type: ignore[type-arg]
+        self._local = self.router()
+        self._local.bind(address)
+        self.attach(self._local)
         self._pools: dict[tuple[str, int, str], VersionPool] = {}
         self._workers: dict[bytes, WorkerLink] = {}
         self._ids = itertools.count(1)
         self._dirty: list[WorkerLink] = []
-        self._loop.add_reader(self._socket.FD, self._read)
+        self._sweeper = self._loop.call_later(HEARTBEAT_S, self._expire_silent)
+
+    def router(self) -> zmq.Socket:  # type: ignore[type-arg]
+        """A ROUTER socket set up as the dispatcher needs; bind it, then :meth:`attach` it."""
+        socket = self.context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        socket.setsockopt(zmq.LINGER, 0)
+        return socket
+
+    def attach(self, socket: zmq.Socket) -> None:  # type: ignore[type-arg]
+        """Serve workers that connect to ``socket`` (a bound ROUTER from :meth:`router`)."""
+        self._sockets.append(socket)
+        self._loop.add_reader(socket.FD, self._read, socket)
 
     # ------------------------------------------------------------------ pools
 
@@ -193,15 +216,18 @@ class Dispatcher:
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
+        sockets = set()
         for worker in dirty:
             calls, worker.outbox = worker.outbox, []
             if worker.identity in self._workers:
                 self._send_frame(worker, encode_frame(Calls(calls)))
-        self._read()  # the socket's FD is edge-triggered: sending may have hidden a reply
+                sockets.add(worker.socket)
+        for socket in sockets:  # the FD is edge-triggered: sending may have hidden a reply
+            self._read(socket)
 
     def _send_frame(self, worker: WorkerLink, frame: bytes) -> None:
         try:
-            self._socket.send_multipart((worker.identity, frame), zmq.NOBLOCK)
+            worker.socket.send_multipart((worker.identity, frame), zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # EHOSTUNREACH: the worker is gone; EAGAIN: it is stuck
             self.lose_worker(worker, f"cannot reach the worker ({exc.strerror})")
 
@@ -219,27 +245,59 @@ class Dispatcher:
         call.future.set_exception(Timeout(message))
         log.warning("call_timeout", model=pool.model, version=pool.version, pid=worker.pid)
         self.lose_worker(worker, "killed after a call ran past its timeout")
-        try:
-            os.kill(worker.pid, signal.SIGKILL)  # its pool parent starts a replacement
-        except ProcessLookupError:
-            pass
+        if worker.local:
+            try:
+                os.kill(worker.pid, signal.SIGKILL)  # its pool parent starts a replacement
+            except ProcessLookupError:
+                pass
+        else:  # a remote worker cannot be killed from here: tell it to leave; it is not used
+            self._send_frame(worker, encode_frame(Stop()))
 
     # ------------------------------------------------------------------ replies
 
-    def _read(self) -> None:
-        socket = self._socket
+    def _read(self, socket: zmq.Socket) -> None:  # type: ignore[type-arg]
+        now = self._loop.time()
         while True:
             try:
                 identity, payload = socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            frame = decode_worker_frame(payload)
+            except ValueError:  # not two frames: not one of our workers
+                continue
+            try:
+                frame = decode_worker_frame(payload)
+            except Exception:  # msgspec errors: a peer that does not speak our protocol
+                log.warning("bad_worker_frame", size=len(payload))
+                continue
             if isinstance(frame, Replies):
                 worker = self._workers.get(identity)
                 if worker is not None:
+                    worker.last_seen = now
                     self._resolve(worker, frame.replies)
+            elif isinstance(frame, Heartbeat):
+                worker = self._workers.get(frame.worker)
+                if worker is not None:
+                    worker.last_seen = now
+                else:  # a worker we lost or never knew (we restarted): ask it to rejoin
+                    self._send_to(socket, frame.worker, encode_frame(Rejoin()))
             elif isinstance(frame, Ready):
-                self._join(identity, frame)
+                self._join(identity, frame, socket, now)
+
+    def _send_to(self, socket: zmq.Socket, identity: bytes,  # type: ignore[type-arg]
+                 frame: bytes) -> None:
+        try:
+            socket.send_multipart((identity, frame), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+
+    def _expire_silent(self) -> None:
+        """Lose the workers not heard from for ``LIVENESS_S`` (dead or cut-off hosts)."""
+        now = self._loop.time()
+        for worker in [w for w in self._workers.values() if now - w.last_seen > LIVENESS_S]:
+            log.warning("worker_silent", model=worker.pool.model, version=worker.pool.version,
+                        pid=worker.pid, silent_s=round(now - worker.last_seen, 1))
+            self.lose_worker(worker, f"no heartbeat for {now - worker.last_seen:.1f} s")
+        self._sweeper = self._loop.call_later(HEARTBEAT_S, self._expire_silent)
 
     def _resolve(self, worker: WorkerLink, replies: list[Reply]) -> None:
         calls = worker.calls
@@ -263,12 +321,19 @@ class Dispatcher:
             if not call.future.done():  # skip callers that went away
                 self._assign(worker, call)
 
-    def _join(self, identity: bytes, ready: Ready) -> None:
+    def _join(self, identity: bytes, ready: Ready, socket: zmq.Socket,  # type: ignore[type-arg]
+              now: float) -> None:
         pool = self._pools.get((ready.model, ready.version, ready.version_id))
-        if pool is None:  # a worker of a version no longer served
-            self._socket.send_multipart((identity, encode_frame(Stop())), zmq.NOBLOCK)
+        if pool is None:  # a worker of a version not served (any more), or of other code
+            log.warning("worker_refused", model=ready.model, version=ready.version,
+                        version_id=ready.version_id, pid=ready.pid,
+                        reason="no such version is served (is its script the same?)")
+            self._send_to(socket, identity, encode_frame(Stop()))
             return
-        worker = WorkerLink(identity, ready.pid, ready.slots, pool)
+        if identity in self._workers:  # it rejoined before we noticed it was gone
+            self.lose_worker(self._workers[identity], "it announced itself again")
+        worker = WorkerLink(identity, ready.pid, ready.slots, pool, socket, now,
+                            local=socket is self._local)
         self._workers[identity] = worker
         pool.workers.append(worker)
         pool.failure = None
@@ -316,6 +381,8 @@ class Dispatcher:
         pool.changed()
 
     def close(self) -> None:
-        self._loop.remove_reader(self._socket.FD)
-        self._socket.close(0)
-        self._context.term()
+        self._sweeper.cancel()
+        for socket in self._sockets:
+            self._loop.remove_reader(socket.FD)
+            socket.close(0)
+        self.context.term()

@@ -18,12 +18,11 @@ from __future__ import annotations
 import time
 from collections import deque
 
-import zmq
-
+from workers.connection import GatewayConnection
 from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
-from workers.wire import Call, Calls, PoolSpec, Replies, Reply, decode_gateway_frame, encode_frame
-from workers.worker import Envelope, failure_reply, parse, take_queued
+from workers.wire import Call, PoolSpec, Reply
+from workers.worker import Envelope, failure_reply, parse
 
 
 def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:
@@ -55,7 +54,7 @@ def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:
     return [replies[call.id] for call in calls]
 
 
-def serve_batched(spec: PoolSpec, runner: Runner, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+def serve_batched(spec: PoolSpec, runner: Runner, gateway: GatewayConnection) -> None:
     """The worker loop of a batched version (see the module docstring)."""
     max_size = spec.batch_max_size
     max_wait_s = spec.batch_max_wait_ms / 1000.0
@@ -64,18 +63,17 @@ def serve_batched(spec: PoolSpec, runner: Runner, sock: zmq.Socket) -> None:  # 
     last_size = 0
     while pending or not stopping:
         if not pending:
-            frame = decode_gateway_frame(sock.recv())
-            if not isinstance(frame, Calls):
-                break  # Stop
-            pending.extend(frame.calls)
+            stopping = gateway.wait_for_calls(pending)
             deadline = time.monotonic() + max_wait_s
             while last_size > 1 and len(pending) < max_size and not stopping:
                 left_ms = (deadline - time.monotonic()) * 1000.0
-                if left_ms <= 0 or not sock.poll(left_ms):
+                if left_ms <= 0 or not gateway.poll(left_ms):
                     break
-                stopping = take_queued(sock, pending)
+                stopping = gateway.take_queued(pending)
         elif not stopping:
-            stopping = take_queued(sock, pending)
+            stopping = gateway.take_queued(pending)
+        if not pending:
+            break
         batch = [pending.popleft() for _ in range(min(max_size, len(pending)))]
         last_size = len(batch)
-        sock.send(encode_frame(Replies(answer_batch(runner, batch))))
+        gateway.send(answer_batch(runner, batch))

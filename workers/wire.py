@@ -69,8 +69,23 @@ class Stop(msgspec.Struct, array_like=True, tag="stop", frozen=True):
     """Asks a worker to finish what it holds and exit (drain)."""
 
 
-WorkerFrame = Union[Ready, Replies]
-GatewayFrame = Union[Calls, Stop]
+class Heartbeat(msgspec.Struct, array_like=True, tag="heartbeat", frozen=True):
+    """Sent every ``HEARTBEAT_S`` by a worker's heartbeat thread (its own socket, so a worker
+    busy in a long call still shows it is alive); ``worker`` is the identity it speaks for."""
+
+    worker: bytes
+
+
+class Rejoin(msgspec.Struct, array_like=True, tag="rejoin", frozen=True):
+    """The gateway does not know this worker (it restarted, or expired the worker during a
+    network partition): announce yourself again with :class:`Ready`."""
+
+
+WorkerFrame = Union[Ready, Replies, Heartbeat]
+GatewayFrame = Union[Calls, Stop, Rejoin]
+
+HEARTBEAT_S = 1.0
+LIVENESS_S = 3.5  # a worker not heard from for this long is lost
 
 encode_frame = msgspec.msgpack.Encoder().encode
 decode_worker_frame = msgspec.msgpack.Decoder(WorkerFrame).decode
@@ -96,6 +111,10 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str] = {}
     connect: str  # the gateway's ZeroMQ address for workers
     log_json: bool = True
+    # ZeroMQ CURVE, for pools that join over TCP (Z85 keys; the secret travels on stdin only)
+    curve_server_key: str = ""
+    curve_public_key: str = ""
+    curve_secret_key: str = ""
 
 
 class WorkerStarted(msgspec.Struct, tag="started", frozen=True):

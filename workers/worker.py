@@ -14,21 +14,11 @@ from typing import Any
 
 import msgspec
 import structlog
-import zmq
 
+from workers.connection import GatewayConnection
 from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
-from workers.wire import (
-    Call,
-    CallError,
-    Calls,
-    PoolSpec,
-    Ready,
-    Replies,
-    Reply,
-    decode_gateway_frame,
-    encode_frame,
-)
+from workers.wire import Call, CallError, PoolSpec, Reply
 
 log = structlog.get_logger("modelgate.worker")
 
@@ -89,51 +79,32 @@ def answer(runner: Runner, call: Call) -> Reply:
 
 def serve(spec: PoolSpec, runner: Runner) -> None:
     """Join the version's pool and answer calls until the gateway says stop."""
-    context = zmq.Context()
-    sock = context.socket(zmq.DEALER)
-    pid = os.getpid()
-    sock.setsockopt(zmq.IDENTITY, f"{pid}-{os.urandom(4).hex()}".encode())
-    sock.setsockopt(zmq.LINGER, 1000)
-    sock.connect(spec.connect)
-    sock.send(encode_frame(Ready(spec.model, spec.version, spec.version_id, pid, spec.slots)))
-    log.info("worker_ready", model=spec.model, version=spec.version, pid=pid)
-    if spec.batch_max_size > 1:
-        from workers.batching import serve_batched
+    gateway = GatewayConnection(spec)
+    log.info("worker_ready", model=spec.model, version=spec.version, pid=os.getpid())
+    try:
+        if spec.batch_max_size > 1:
+            from workers.batching import serve_batched
 
-        serve_batched(spec, runner, sock)
-        return _close(sock, context)
+            serve_batched(spec, runner, gateway)
+        else:
+            _serve_calls(runner, gateway)
+    finally:
+        gateway.close()
+
+
+def _serve_calls(runner: Runner, gateway: GatewayConnection) -> None:
     pending: deque[Call] = deque()
-    stopping = False
-    while not stopping:
-        frame = decode_gateway_frame(sock.recv())
-        if not isinstance(frame, Calls):
-            break  # Stop
-        pending.extend(frame.calls)
+    stopping = gateway.wait_for_calls(pending)
+    while pending:
         replies: list[Reply] = []
         flush_at = time.monotonic() + FLUSH_AFTER_S
         while pending:
             replies.append(answer(runner, pending.popleft()))
             if not pending and not stopping:
-                stopping = take_queued(sock, pending)
+                stopping = gateway.take_queued(pending)
             if not pending or time.monotonic() >= flush_at:
-                sock.send(encode_frame(Replies(replies)))
+                gateway.send(replies)
                 replies = []
                 flush_at = time.monotonic() + FLUSH_AFTER_S
-    _close(sock, context)
-
-
-def take_queued(sock: zmq.Socket, pending: deque[Call]) -> bool:  # type: ignore[type-arg]
-    """Move calls that arrived meanwhile into ``pending``; True if a Stop came after them."""
-    try:
-        while True:
-            frame = decode_gateway_frame(sock.recv(zmq.NOBLOCK))
-            if not isinstance(frame, Calls):
-                return True
-            pending.extend(frame.calls)
-    except zmq.Again:
-        return False
-
-
-def _close(sock: zmq.Socket, context: zmq.Context) -> None:  # type: ignore[type-arg]
-    sock.close()
-    context.term()
+        if not stopping:
+            stopping = gateway.wait_for_calls(pending)
