@@ -46,6 +46,58 @@ def _token_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_new(args: argparse.Namespace) -> int:
+    import os
+
+    import zmq.auth
+
+    os.makedirs(args.dir, exist_ok=True)
+    public_file, secret_file = zmq.auth.create_certificates(args.dir, args.name)
+    os.chmod(secret_file, 0o600)
+    print(f"public key:  {public_file}  (give it to the other side: the gateway's "
+          "workers_curve.authorized_keys directory, or a worker's --server-key)")
+    print(f"secret key:  {secret_file}  (keep it on this host only)")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import msgspec
+    import zmq.auth
+
+    from gateway.config import ConfigError, load
+    from gateway.service import pool_spec
+    from workers.pool import StatusLog, configure_logging, run_pool
+
+    try:
+        deployment = load(args.config, check_secrets=False)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    model = deployment.models.get(args.model)
+    if model is None or args.version not in model.versions:
+        print(f"{args.config}: no version {args.version} of model {args.model}", file=sys.stderr)
+        return 1
+    json_logs = not sys.stdout.isatty() if args.json_logs is None else args.json_logs
+    spec = pool_spec(deployment, args.model, args.version, args.connect, json_logs)
+    workers = args.workers or max(1, spec.workers)
+    curve: dict[str, str] = {}
+    if args.connect.startswith("tcp://"):
+        if not (args.key and args.server_key):
+            print("over TCP a worker needs --key (its secret certificate) and --server-key "
+                  "(the gateway's public certificate)", file=sys.stderr)
+            return 1
+        public, secret = zmq.auth.load_certificate(args.key)
+        server, _ = zmq.auth.load_certificate(args.server_key)
+        if secret is None:
+            print(f"{args.key} holds no secret key", file=sys.stderr)
+            return 1
+        curve = {"curve_public_key": public.decode(), "curve_secret_key": secret.decode(),
+                 "curve_server_key": server.decode()}
+    spec = msgspec.structs.replace(spec, workers=workers, **curve)
+    configure_logging(json_logs)
+    return run_pool(spec, StatusLog())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelgate",
                                      description="Serve Python and R functions as REST models.")
@@ -69,6 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
     t = token_sub.add_parser("new", help="print a new random token and its config line")
     t.add_argument("name")
     t.set_defaults(run=_token_new)
+
+    p = sub.add_parser("keys", help="CURVE key pairs for remote workers")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("new", help="write NAME.key (public) and NAME.key_secret")
+    k.add_argument("name")
+    k.add_argument("--dir", default=".", help="where to write the two files (default: here)")
+    k.set_defaults(run=_keys_new)
+
+    p = sub.add_parser("worker", help="run a remote pool that joins a gateway's version")
+    p.add_argument("--connect", required=True, help="the gateway's workers_listen address")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True, type=int)
+    p.add_argument("--workers", type=int, default=0, help="default: the version's workers")
+    p.add_argument("-c", "--config", required=True,
+                   help="the deployment file (the same scripts must be on this host)")
+    p.add_argument("--key", help="this worker's secret certificate (modelgate keys new)")
+    p.add_argument("--server-key", help="the gateway's public certificate")
+    p.add_argument("--json-logs", action=argparse.BooleanOptionalAction, default=None)
+    p.set_defaults(run=_worker)
 
     p = sub.add_parser("bench", help="run the benchmark harness (see bench/)")
     p.add_argument("rest", nargs=argparse.REMAINDER)

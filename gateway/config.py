@@ -69,6 +69,19 @@ class TokenRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.sha256
 
 
+class CurveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """CURVE keys for remote workers over TCP (``modelgate keys new NAME`` makes key pairs).
+
+    The gateway's secret key comes from a ZeroMQ certificate file (``secret_key_file``) or a
+    variable holding its Z85 secret key (``secret_key_env``), never from this file itself;
+    ``authorized_keys`` is a directory of workers' public certificates: a worker whose key is
+    not there is refused."""
+
+    authorized_keys: str
+    secret_key_file: str | None = None
+    secret_key_env: str | None = None
+
+
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen: str = "127.0.0.1:8000"
     request_timeout_s: float = 30.0
@@ -78,6 +91,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     access_log: bool = True
     startup_timeout_s: float = 120.0
     drain_timeout_s: float = 30.0
+    workers_listen: str | None = None  # tcp://HOST:PORT: remote workers may join pools here
+    workers_curve: CurveSettings | None = None  # required with a tcp:// workers_listen
 
 
 class Deployment(msgspec.Struct, frozen=True):
@@ -115,7 +130,8 @@ def _convert(raw: Any, kind: type, where: str, problems: list[str]) -> Any:
         return None
 
 
-def load(path: str | os.PathLike[str], *, check_scripts: bool = True) -> Deployment:
+def load(path: str | os.PathLike[str], *, check_scripts: bool = True,
+         check_secrets: bool = True) -> Deployment:
     """Read and validate a deployment file; raise :class:`ConfigError` listing every problem."""
     path = str(path)
     try:
@@ -125,11 +141,14 @@ def load(path: str | os.PathLike[str], *, check_scripts: bool = True) -> Deploym
         raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
-    return parse(raw, path, check_scripts=check_scripts)
+    return parse(raw, path, check_scripts=check_scripts, check_secrets=check_secrets)
 
 
-def parse(raw: Any, path: str, *, check_scripts: bool = True) -> Deployment:
-    """Validate an already-read YAML document (see :func:`load`)."""
+def parse(raw: Any, path: str, *, check_scripts: bool = True,
+          check_secrets: bool = True) -> Deployment:
+    """Validate an already-read YAML document (see :func:`load`). ``check_secrets=False``
+    skips what only the gateway needs (token variables, its CURVE secret): for a remote
+    worker host that reads the same file."""
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(path, ["the document must be a mapping with a `models` section"])
@@ -143,7 +162,8 @@ def parse(raw: Any, path: str, *, check_scripts: bool = True) -> Deployment:
         token = _convert(ref, TokenRef, f"tokens.{name}", problems)
         if token is not None:
             tokens[str(name)] = token
-            problems.extend(_token_problems(str(name), token))
+            if check_secrets:
+                problems.extend(_token_problems(str(name), token))
     models = {}
     raw_models = raw.get("models")
     if not isinstance(raw_models, dict) or not raw_models:
@@ -155,11 +175,40 @@ def parse(raw: Any, path: str, *, check_scripts: bool = True) -> Deployment:
             models[str(name)] = model
     deployment = Deployment(path=path, gateway=gateway or GatewaySettings(), tokens=tokens,
                             models=models)
+    if gateway is not None and check_secrets:
+        problems.extend(_remote_problems(deployment))
     for name, model in models.items():
         problems.extend(_model_problems(deployment, name, model, check_scripts))
     if problems:
         raise ConfigError(path, problems)
     return deployment
+
+
+def _remote_problems(d: Deployment) -> list[str]:
+    settings = d.gateway
+    if settings.workers_listen is None:
+        return []
+    where = "gateway.workers_listen"
+    if not settings.workers_listen.startswith("tcp://"):
+        return [f"{where}: expected tcp://HOST:PORT"]
+    curve = settings.workers_curve
+    if curve is None:
+        return ["gateway.workers_curve: remote workers over TCP must use CURVE keys: give "
+                "`authorized_keys` and `secret_key_file` or `secret_key_env`"]
+    problems = []
+    if (curve.secret_key_file is None) == (curve.secret_key_env is None):
+        problems.append("gateway.workers_curve: give exactly one of `secret_key_file` or "
+                        "`secret_key_env`")
+    elif curve.secret_key_file is not None and not (d.base_dir / curve.secret_key_file).is_file():
+        problems.append(f"gateway.workers_curve.secret_key_file: {curve.secret_key_file} "
+                        "does not exist")
+    elif curve.secret_key_env is not None and not os.environ.get(curve.secret_key_env):
+        problems.append(f"gateway.workers_curve.secret_key_env: environment variable "
+                        f"{curve.secret_key_env} is not set")
+    if not (d.base_dir / curve.authorized_keys).is_dir():
+        problems.append(f"gateway.workers_curve.authorized_keys: {curve.authorized_keys} is "
+                        "not a directory")
+    return problems
 
 
 def _token_problems(name: str, token: TokenRef) -> list[str]:
@@ -210,8 +259,11 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
     problems = []
     if n < 1:
         problems.append(f"{where}: version numbers start at 1")
-    if not 1 <= v.workers <= 256:
-        problems.append(f"{where}.workers: expected 1 to 256, got {v.workers}")
+    if not 0 <= v.workers <= 256:
+        problems.append(f"{where}.workers: expected 0 to 256, got {v.workers}")
+    elif v.workers == 0 and d.gateway.workers_listen is None:
+        problems.append(f"{where}.workers: 0 local workers means remote workers only, which "
+                        "needs gateway.workers_listen")
     if not 1 <= v.slots <= 64:
         problems.append(f"{where}.slots: expected 1 to 64, got {v.slots}")
     if v.batch is not None and not (1 <= v.batch.max_size <= 4096 and v.batch.max_wait_ms >= 0):

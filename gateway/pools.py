@@ -48,6 +48,8 @@ class PoolProcess:
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.spec.workers == 0:
+            return  # remote workers only: they join through gateway.workers_listen
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "workers.pool",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -88,15 +90,15 @@ class PoolProcess:
         """Drain, then stop: calls queued or in flight finish first (bounded by ``drain_s``),
         then workers are told to exit, then the pool parent is stopped."""
         self.stopping = True
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_s
         pool = self.pool
         while (pool.waiting or any(w.calls for w in pool.workers)) and loop.time() < deadline:
             await asyncio.sleep(0.01)
-        self.dispatcher.stop_workers(pool)
+        self.dispatcher.stop_workers(pool)  # remote workers too
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
         try:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), timeout=max(1.0, deadline - loop.time()))

@@ -20,6 +20,7 @@ from gateway.auth import TokenBook
 from gateway.config import Deployment
 from gateway.dispatch import Dispatcher, VersionPool
 from gateway.pools import PoolProcess
+from gateway.remote import RemoteListener
 from gateway.routing import RoutingTable, model_routes
 from gateway.versions import version_id
 from workers.wire import PoolSpec
@@ -45,6 +46,7 @@ class Service:
         self.dispatcher: Dispatcher | None = None
         self.pools: dict[PoolKey, PoolProcess] = {}
         self.table = RoutingTable({})
+        self.remote: RemoteListener | None = None
         self._reloading = asyncio.Lock()
 
     @property
@@ -56,6 +58,8 @@ class Service:
     async def start(self) -> None:
         """Start every pool and wait (bounded) until each is up or has failed."""
         self.dispatcher = Dispatcher(f"ipc://{self.runtime_dir}/workers.sock")
+        if self.deployment.gateway.workers_listen:
+            self.remote = RemoteListener(self.dispatcher, self.deployment)
         self.pools = self._plan(self.deployment)
         await self._bring_up(self.pools.values(), self.progress)
         self.table = self._routes(self.deployment, self.pools)
@@ -86,6 +90,8 @@ class Service:
 
     async def stop(self) -> None:
         await self._take_down(list(self.pools.values()))
+        if self.remote is not None:
+            self.remote.zap.close()
         if self.dispatcher is not None:
             self.dispatcher.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
@@ -102,26 +108,17 @@ class Service:
             for n, version in sorted(model.versions.items()):
                 if version.unpublished:
                     continue
-                vid = version_id(deployment, name, model, version)
-                key = (name, n, vid)
+                spec = pool_spec(deployment, name, n, self.dispatcher.address, self.json_logs)
+                key = (name, n, spec.version_id)
                 if key in self.pools:
                     planned[key] = self.pools[key]
                     continue
                 pool = VersionPool(
-                    model=name, version=n, version_id=vid,
+                    model=name, version=n, version_id=spec.version_id,
                     timeout_s=version.timeout_s or settings.request_timeout_s,
                     max_queue=version.max_queue or settings.max_queue,
                     expected_workers=version.workers,
                     batch_size=version.batch.max_size if version.batch else 0,
-                )
-                spec = PoolSpec(
-                    model=name, version=n, version_id=vid, language=version.language,
-                    script=str(deployment.script_path(version)), function=version.function,
-                    workers=version.workers, preload=version.preload, slots=version.slots,
-                    batch_max_size=version.batch.max_size if version.batch else 0,
-                    batch_max_wait_ms=version.batch.max_wait_ms if version.batch else 0.0,
-                    env=dict(model.env), connect=self.dispatcher.address,
-                    log_json=self.json_logs,
                 )
                 planned[key] = PoolProcess(spec, pool, self.dispatcher)
         return planned
@@ -147,16 +144,20 @@ class Service:
         total = sum(p.expected_workers for p in pools)
         settled = asyncio.Event()
 
+        def check_settled() -> None:
+            if all(len(p.workers) >= p.expected_workers or p.failure for p in pools):
+                settled.set()
+
         def on_change(pool: VersionPool) -> None:
             if progress is not None:
                 progress(sum(len(p.workers) for p in pools), total, pool)
-            if all(len(p.workers) >= p.expected_workers or p.failure for p in pools):
-                settled.set()
+            check_settled()
 
         for process in processes:
             self.dispatcher.add_pool(process.pool)
             process.pool.on_change.append(on_change)
         await asyncio.gather(*(p.start() for p in processes))
+        check_settled()  # pools with no local workers (remote only) are settled at once
         try:
             await asyncio.wait_for(settled.wait(), self.deployment.gateway.startup_timeout_s)
         except asyncio.TimeoutError:
@@ -183,6 +184,23 @@ class Service:
             }
             for p in self.served
         }
+
+
+def pool_spec(deployment: Deployment, name: str, n: int, connect: str,
+              json_logs: bool = True) -> PoolSpec:
+    """What a pool process needs to serve version ``n`` of model ``name``: the same for a local
+    pool and for a remote one (``modelgate worker``), so both compute the same version id."""
+    model = deployment.models[name]
+    version = model.versions[n]
+    return PoolSpec(
+        model=name, version=n, version_id=version_id(deployment, name, model, version),
+        language=version.language, script=str(deployment.script_path(version)),
+        function=version.function, workers=version.workers, preload=version.preload,
+        slots=version.slots,
+        batch_max_size=version.batch.max_size if version.batch else 0,
+        batch_max_wait_ms=version.batch.max_wait_ms if version.batch else 0.0,
+        env=dict(model.env), connect=connect, log_json=json_logs,
+    )
 
 
 def _label(process: PoolProcess) -> str:

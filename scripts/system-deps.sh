@@ -9,6 +9,7 @@ packages=(
   r-base-core r-base-dev          # R, and the headers rpy2 builds against
   r-cran-randomforest r-cran-jsonlite
   build-essential                 # compilers for rpy2's extension
+  iproute2                        # network namespaces in the remote-worker tests
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(wrk r-cran-plumber)

@@ -24,6 +24,7 @@ import sys
 import time
 from typing import IO, Any
 
+import msgspec
 import multiprocess
 import structlog
 import structlog.tracebacks
@@ -194,6 +195,16 @@ class PoolParent:
         return 0
 
 
+class StatusLog(StatusPipe):
+    """For a pool with no gateway process above it (``modelgate worker``): events are logged."""
+
+    def __init__(self) -> None:
+        pass
+
+    def send(self, event: PoolEvent) -> None:
+        log.info("pool_event", event_type=type(event).__name__, **msgspec.structs.asdict(event))
+
+
 def main() -> int:
     spec = decode_spec(sys.stdin.buffer.read())
     status = StatusPipe(os.fdopen(os.dup(1), "wb", buffering=0))
@@ -201,6 +212,11 @@ def main() -> int:
     sys.stdout = sys.stderr
     die_with_parent()
     configure_logging(spec.log_json)
+    return run_pool(spec, status)
+
+
+def run_pool(spec: PoolSpec, status: StatusPipe) -> int:
+    """Load (with preload) and keep ``spec.workers`` workers running until SIGTERM/SIGINT."""
     parent = PoolParent(spec, status)
     if spec.preload or spec.workers == 0:
         try:
