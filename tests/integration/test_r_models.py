@@ -1,0 +1,109 @@
+"""R models through the real gateway, real R worker pools and real ZeroMQ."""
+
+import asyncio
+import subprocess
+
+import pytest
+
+from conftest import EXAMPLES, TEST_MODELS, version
+
+pytest.importorskip("rpy2")
+
+SCRIPT = TEST_MODELS / "r_models.R"
+
+
+def r_model(function, **options):
+    return {"access": {"public": True},
+            "versions": {1: version(SCRIPT, function, **options)}}
+
+
+async def post(http, url, body):
+    async with http.post(url, json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_named_and_positional_calls_over_http(gateway_factory, http):
+    gw = await gateway_factory({"models": {"named": r_model("named")}})
+    assert (await post(http, gw.model_url("named"), {"parameters": ["a", "b"]}))[1]["result"] \
+        == "a b"
+    status, body = await post(http, gw.model_url("named"), {"data": {"b": "y", "a": "x"}})
+    assert (status, body["result"]) == (200, "x y")
+    assert body["release"]["model_version_number"] == 1
+
+
+async def test_stop_is_a_500_model_error_and_the_worker_keeps_serving(gateway_factory, http):
+    gw = await gateway_factory({"models": {"boom": r_model("boom", workers=1),
+                                           "whoami": r_model("whoami", workers=1)}})
+    status, body = await post(http, gw.model_url("boom"), {"parameters": []})
+    assert status == 500
+    assert body["error"]["type"] == "model_error"
+    assert "x must be positive" in body["error"]["message"]
+    status, _ = await post(http, gw.model_url("boom"), {"parameters": []})
+    assert status == 500  # the same worker answered again: it survived
+    assert (await post(http, gw.model_url("whoami"), {"parameters": [1]}))[0] == 200
+
+
+async def test_bad_arguments_name_the_r_formals(gateway_factory, http):
+    gw = await gateway_factory({"models": {"add": r_model("add")}})
+    status, body = await post(http, gw.model_url("add"), {"parameters": [1, 2, 3]})
+    assert status == 400
+    assert body["error"]["type"] == "bad_arguments"
+    assert "add(x, y)" in body["error"]["message"]
+
+
+async def test_a_script_that_fails_to_source_is_not_ready_while_others_serve(
+        gateway_factory, http):
+    gw = await gateway_factory({"models": {
+        "broken": {"access": {"public": True},
+                   "versions": {1: version(TEST_MODELS / "r_broken.R", "anything")}},
+        "add": r_model("add")}})
+    async with http.get(f"{gw.url}/readyz") as resp:
+        assert resp.status == 503
+        state = (await resp.json())["versions"]
+    assert state["broken/1"]["ready"] is False
+    assert "cannot find the model file" in state["broken/1"]["reason"]
+    status, body = await post(http, gw.model_url("broken"), {"parameters": []})
+    assert status == 503 and body["error"]["type"] == "unavailable"
+    assert (await post(http, gw.model_url("add"), {"parameters": [1, 2]}))[1]["result"] == 3
+    assert any("cannot find the model file" in e.get("reason", "")
+               for e in gw.events("load_failed"))
+
+
+async def test_the_model_env_reaches_r_and_the_script_ran_once_per_pool(gateway_factory, http):
+    gw = await gateway_factory({"models": {
+        "env": {"access": {"public": True}, "env": {"MODEL_SETTING": "fast"},
+                "versions": {1: version(SCRIPT, "env_value")}},
+        "loads": r_model("load_count", workers=2)}})
+    assert (await post(http, gw.model_url("env"), {"parameters": []}))[1]["result"] == "fast"
+    counts = {(await post(http, gw.model_url("loads"), {"parameters": []}))[1]["result"]
+              for _ in range(6)}
+    assert counts == {1}
+
+
+async def test_concurrent_calls_across_two_r_workers_each_get_their_own_answer(
+        gateway_factory, http):
+    gw = await gateway_factory({"models": {"who": r_model("whoami", workers=2)}})
+    results = await asyncio.gather(*(
+        post(http, gw.model_url("who"), {"parameters": [i]}) for i in range(60)))
+    assert [body["result"]["x"] for _, body in results] == list(range(60))
+    assert len({body["result"]["pid"] for _, body in results}) == 2
+
+
+async def test_the_demo_r_model_predicts_what_r_itself_predicts(gateway_factory, http):
+    wine = EXAMPLES / "wine"
+    if not (wine / "classifier.Rda").exists():
+        pytest.fail("examples/wine/classifier.Rda is missing: `make models` trains it")
+    lines = (wine / "winequality-red.csv").read_text().splitlines()[1:9]
+    rows = [[float(v) for v in line.split(";")[:11]] for line in lines]
+    r_code = (
+        'suppressPackageStartupMessages(library(randomForest)); load("classifier.Rda");'
+        'd <- read.csv("winequality-red.csv", sep=";")[1:8, 1:11];'
+        'cat(as.character(predict(clf, d)), sep=" ")')
+    expected = subprocess.run(["Rscript", "-e", r_code], cwd=wine, capture_output=True,
+                              text=True, check=True).stdout.split()
+    gw = await gateway_factory({"models": {"wine": {
+        "access": {"public": True},
+        "versions": {2: version(wine / "predict.R", "predictQuality", workers=2)}}}})
+    served = [(await post(http, gw.model_url("wine", 2), {"parameters": [row]}))[1]["result"]
+              for row in rows]
+    assert served == [int(q) for q in expected]
