@@ -170,7 +170,7 @@ def parse(raw: Any, path: str, *, check_scripts: bool = True,
         problems.append("models: at least one model is required")
         raw_models = {}
     for name, raw_model in raw_models.items():
-        model = _convert(raw_model, Model, f"models.{name}", problems)
+        model = _convert_model(raw_model, f"models.{name}", problems)
         if model is not None:
             models[str(name)] = model
     deployment = Deployment(path=path, gateway=gateway or GatewaySettings(), tokens=tokens,
@@ -182,6 +182,25 @@ def parse(raw: Any, path: str, *, check_scripts: bool = True,
     if problems:
         raise ConfigError(path, problems)
     return deployment
+
+
+def _convert_model(raw: Any, where: str, problems: list[str]) -> Model | None:
+    """A model, converting each version on its own so errors name the version's number."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("versions"), dict):
+        problems.append(f"{where}: expected a mapping with `versions` (number: version)")
+        return None
+    versions: dict[int, Version] = {}
+    for number, raw_version in raw["versions"].items():
+        try:
+            n = int(number)
+        except (TypeError, ValueError):
+            problems.append(f"{where}.versions.{number}: version numbers are whole numbers")
+            continue
+        version = _convert(raw_version, Version, f"{where}.versions.{n}", problems)
+        if version is not None:
+            versions[n] = version
+    model = _convert({**raw, "versions": {}}, Model, where, problems)
+    return None if model is None else msgspec.structs.replace(model, versions=versions)
 
 
 def _remote_problems(d: Deployment) -> list[str]:

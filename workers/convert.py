@@ -8,6 +8,7 @@ NumPy and pandas are never imported here: they are used only if the user's scrip
 
 from __future__ import annotations
 
+import datetime
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -39,8 +40,18 @@ def to_json_value(obj: Any) -> Any:
         return dict(obj)
     if hasattr(obj, "tolist"):  # array-likes of other libraries (e.g. torch tensors)
         return obj.tolist()
-    if isinstance(obj, (str, bytes)):  # subclasses msgspec does not take as they are
-        return str(obj) if isinstance(obj, str) else obj.decode("utf-8", "replace")
+    # Subclasses of standard types, which msgspec does not take as they are (pandas.Timestamp,
+    # IntEnum, ...): their standard form.
+    if isinstance(obj, (datetime.date, datetime.time)):
+        return obj.isoformat()
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
     kind = type(obj)
     raise Unconvertible(f"{kind.__module__}.{kind.__qualname__}")
 
