@@ -25,9 +25,10 @@ venv: $(STAMPS)/venv
 
 $(STAMPS)/venv: pyproject.toml | $(STAMPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing modelgate and its dependencies into $(VENV)"
-	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[r,examples,test]'
+	@echo "installing modelgate and its dependencies into $(VENV) (log: $(STAMPS)/pip.log)"
+	@( $(PY) -m pip install --disable-pip-version-check --upgrade pip \
+	   && $(PY) -m pip install --disable-pip-version-check -e '.[r,examples,test]' \
+	 ) > $(STAMPS)/pip.log 2>&1 || (tail -40 $(STAMPS)/pip.log; exit 1)
 	@touch $@
 
 models: $(WINE)/results/classifier.pkl $(WINE)/classifier.Rda
