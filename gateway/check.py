@@ -39,7 +39,7 @@ async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float)
         env=worker_environment(spec.env), start_new_session=True)
     try:
         out, _ = await asyncio.wait_for(process.communicate(encode_spec(spec)), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
         return f"models.{name}.versions.{n}.script: loading took more than {timeout_s:g} s"

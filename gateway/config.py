@@ -320,7 +320,7 @@ def _function_problem(script: Path, v: Version) -> str | None:
             [node.target] if isinstance(node, ast.AnnAssign) else [])
         if any(isinstance(t, ast.Name) and t.id == v.function for t in targets):
             return None
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            if any((a.asname or a.name.split(".")[0]) == v.function for a in node.names):
-                return None
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name.split(".")[0]) == v.function for a in node.names):
+            return None
     return missing

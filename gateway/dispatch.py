@@ -57,7 +57,7 @@ PER_CALL_OVERHEAD_MS = 0.02  # decode/encode around the user's function
 class PendingCall:
     """A call between submit and reply; ``worker`` is None while it waits in the queue."""
 
-    __slots__ = ("id", "body", "future", "worker", "timer", "pool")
+    __slots__ = ("body", "future", "id", "pool", "timer", "worker")
 
     def __init__(self, id: int, body: bytes, future: asyncio.Future[Reply],
                  pool: VersionPool) -> None:
@@ -72,8 +72,17 @@ class PendingCall:
 class WorkerLink:
     """One connected worker, as the gateway sees it."""
 
-    __slots__ = ("identity", "pid", "slots", "pool", "calls", "outbox", "socket", "last_seen",
-                 "local")
+    __slots__ = (
+        "calls",
+        "identity",
+        "last_seen",
+        "local",
+        "outbox",
+        "pid",
+        "pool",
+        "slots",
+        "socket",
+    )
 
     def __init__(self, identity: bytes, pid: int, slots: int, pool: VersionPool,
                  socket: zmq.Socket, now: float, local: bool) -> None:  # type: ignore[type-arg]

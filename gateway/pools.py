@@ -104,7 +104,7 @@ class PoolProcess:
             await asyncio.wait_for(process.wait(), timeout=max(1.0, deadline - loop.time()))
         except ProcessLookupError:
             pass
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
         if self._watcher is not None:

@@ -55,7 +55,8 @@ class StartupProgress:
     def __call__(self, ready: int, total: int, pool: VersionPool) -> None:
         state = f"failed: {pool.failure}" if pool.failure and not pool.ready else (
             f"{len(pool.workers)}/{pool.expected_workers} workers")
-        line = f"  starting pools [{ready}/{total} workers ready]  {pool.model} v{pool.version}: {state}"
+        line = (f"  starting pools [{ready}/{total} workers ready]  "
+                f"{pool.model} v{pool.version}: {state}")
         if self.tty:
             print(f"\r\033[K{line}", end="" if ready < total else "\n", file=sys.stderr,
                   flush=True)

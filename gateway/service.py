@@ -160,7 +160,7 @@ class Service:
         check_settled()  # pools with no local workers (remote only) are settled at once
         try:
             await asyncio.wait_for(settled.wait(), self.deployment.gateway.startup_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("startup_incomplete", not_ready=[
                 f"{p.model} v{p.version}" for p in pools if not p.ready])
         for process in processes:

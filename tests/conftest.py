@@ -99,7 +99,7 @@ async def start_gateway(directory: Path, config: dict[str, Any] | str,
                  asyncio.create_task(_collect(process.stderr, gw, False, serving))]
     try:
         await asyncio.wait_for(serving.wait(), startup_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         raise
     if process.returncode is not None:

@@ -97,7 +97,7 @@ class GatewayConnection:
             return False
 
     def poll(self, timeout_ms: float) -> bool:
-        return bool(self._socket.poll(timeout_ms))
+        return bool(self._socket.poll(max(1, round(timeout_ms))))
 
     def send(self, replies: list[Reply]) -> None:
         self._socket.send(encode_frame(Replies(replies)))

@@ -71,7 +71,8 @@ def configure_logging(json_logs: bool) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)) if json_logs else structlog.processors.format_exc_info,
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+            if json_logs else structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),

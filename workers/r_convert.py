@@ -92,7 +92,7 @@ def _elements(x: Any) -> list[Any]:
         return [None if v is ri.NA_Logical or v == ri.NA_Logical else bool(v) for v in x]
     if kind == ri.RTYPES.STRSXP:
         return [None if v is ri.NA_Character else str(v) for v in x]
-    raise RUnconvertible(_describe(x))
+    raise RUnconvertible(_describe(x, ()))
 
 
 def _attributes(x: Any) -> frozenset[str]:

@@ -7,6 +7,7 @@ from workers.errors import BadArguments, LoadError, ModelFailure
 ri = pytest.importorskip("rpy2.rinterface")
 
 from conftest import TEST_MODELS  # noqa: E402
+
 from workers.r_runner import RRunner  # noqa: E402
 
 SCRIPT = str(TEST_MODELS / "r_models.R")
@@ -75,9 +76,9 @@ def test_wrong_arity_or_unknown_names_are_bad_arguments_naming_the_formals():
     runner = RRunner(SCRIPT, "add")
     with pytest.raises(BadArguments, match=r"add\(x, y\) takes at most 2"):
         runner.call([1, 2, 3], None)
-    with pytest.raises(BadArguments, match="has no argument.* named z"):
+    with pytest.raises(BadArguments, match=r"has no argument.* named z"):
         runner.call(None, {"z": 1})
-    with pytest.raises(BadArguments, match="missing required argument.* x"):
+    with pytest.raises(BadArguments, match=r"missing required argument.* x"):
         runner.call([], None)
 
 
