@@ -104,5 +104,6 @@ def descendants(pid: int) -> list[int]:
 def memory_mb(pid: int) -> tuple[float, float]:
     """(RSS, PSS) of one process in MB."""
     with open(f"/proc/{pid}/smaps_rollup") as f:
-        fields = {line.split(":")[0]: int(line.split()[1]) for line in f if ":" in line}
+        fields = {line.split(":")[0]: int(line.split()[1]) for line in f
+                  if line.rstrip().endswith(" kB")}
     return fields.get("Rss", 0) / 1024, fields.get("Pss", 0) / 1024
