@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from conftest import TEST_MODELS, version
 
 SCRIPT = TEST_MODELS / "py_batching.py"
@@ -75,3 +77,19 @@ async def test_an_invalid_body_fails_alone_in_its_batch(gateway_factory, http):
         call(b"{not json" if i % 10 == 0 else b'{"parameters": [%d]}' % i) for i in range(100)))
     assert statuses.count(400) == 10
     assert statuses.count(200) == 90
+
+
+async def test_r_functions_are_batched_too(gateway_factory, http):
+    pytest.importorskip("rpy2")
+    gw = await gateway_factory({"models": {"b": {"access": {"public": True}, "versions": {
+        1: version(TEST_MODELS / "r_models.R", "sizes", workers=1,
+                   batch={"max_size": 16, "max_wait_ms": 5})}}}})
+
+    async def call(i):
+        async with http.post(gw.model_url("b"), json={"parameters": [i]}) as resp:
+            assert resp.status == 200
+            return (await resp.json())["result"]
+
+    results = await asyncio.gather(*(call(i) for i in range(100)))
+    assert [r["value"] for r in results] == list(range(100))
+    assert max(r["batch"] for r in results) > 1

@@ -18,3 +18,6 @@ closure <- function() function(x) x
 env_value <- function() Sys.getenv("MODEL_SETTING")
 load_count <- function() loads
 whoami <- function(x) list(pid = Sys.getpid(), x = x)
+
+# Batched: `values` holds one value per call of the batch.
+sizes <- function(values) lapply(values, function(v) list(value = v, batch = length(values)))
