@@ -97,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or scenario.seconds
     results, notes = run(scenario, concurrencies, seconds, args.repeat)
     names = [c.name for c in scenario.contenders]
-    lines = report.table(results, names, scenario.baseline or names[-1]) + [""] + notes
+    lines = [*report.table(results, names, scenario.baseline or names[-1]), "", *notes]
     print("\n".join(lines))
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     path = report.write(args.scenario, scenario.description, command.strip(), lines)
-    print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    print(f"\nwritten to {path}")
     return 0
 
 

@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+
 from conftest import TEST_MODELS, start_gateway, version
 
 SCRIPT = TEST_MODELS / "py_calls.py"

@@ -1,6 +1,7 @@
 """The Model API calling convention, type conversion and response shape, over real HTTP."""
 
 import pytest
+
 from conftest import TEST_MODELS, start_gateway, version
 
 SCRIPT = TEST_MODELS / "py_calls.py"

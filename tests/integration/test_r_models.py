@@ -4,6 +4,7 @@ import asyncio
 import subprocess
 
 import pytest
+
 from conftest import EXAMPLES, TEST_MODELS, version
 
 pytest.importorskip("rpy2")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import TEST_MODELS, free_port
 
 pytestmark = pytest.mark.skipif(

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 import yaml
-from conftest import EXAMPLES, TEST_MODELS
 
+from conftest import EXAMPLES, TEST_MODELS
 from gateway.config import ConfigError, load, parse
 
 SCRIPT = str(EXAMPLES / "basics" / "basics.py")
