@@ -64,6 +64,8 @@ def serve_batched(spec: PoolSpec, runner: Runner, gateway: GatewayConnection) ->
     while pending or not stopping:
         if not pending:
             stopping = gateway.wait_for_calls(pending)
+            if not stopping:  # calls that queued up while the last batch ran: take them all
+                stopping = gateway.take_queued(pending)
             deadline = time.monotonic() + max_wait_s
             while last_size > 1 and len(pending) < max_size and not stopping:
                 left_ms = (deadline - time.monotonic()) * 1000.0

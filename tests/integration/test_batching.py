@@ -93,3 +93,22 @@ async def test_r_functions_are_batched_too(gateway_factory, http):
     results = await asyncio.gather(*(call(i) for i in range(100)))
     assert [r["value"] for r in results] == list(range(100))
     assert max(r["batch"] for r in results) > 1
+
+
+async def test_calls_that_queued_one_by_one_behind_a_batch_form_the_next_batch(
+        gateway_factory, http):
+    gw = await gateway_factory({"models": {"b": {
+        "access": {"public": True}, "versions": {1: batched("slow_sizes")}}}})
+
+    async def call(i):
+        async with http.post(gw.model_url("b"), json={"parameters": [i]}) as resp:
+            return (await resp.json())["result"]
+
+    first = asyncio.create_task(call(0))
+    await asyncio.sleep(0.1)  # the first batch (of one) is running in the worker
+    later = []
+    for i in range(1, 6):  # each arrives alone: one frame per call
+        later.append(asyncio.create_task(call(i)))
+        await asyncio.sleep(0.02)
+    assert (await first)["batch"] == 1
+    assert [r["batch"] for r in await asyncio.gather(*later)] == [5] * 5

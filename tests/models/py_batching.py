@@ -15,3 +15,11 @@ def scaled(x, factor=None):
 def short(values):
     """Wrong on purpose: one result too few."""
     return values[:-1]
+
+
+def slow_sizes(values):
+    """Takes a while, so that calls queue up behind it."""
+    import time
+
+    time.sleep(0.3)
+    return [{"value": v, "batch": len(values)} for v in values]
