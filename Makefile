@@ -55,7 +55,11 @@ lint: venv
 
 bench: setup
 	@bash scripts/system-deps.sh bench
-	$(PY) -m bench
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]' > $(STAMPS)/pip-bench.log 2>&1 \
+	  || (tail -20 $(STAMPS)/pip-bench.log; exit 1)
+	$(PY) -m bench --scenario overhead
+	$(PY) -m bench --scenario r-vs-plumber
+	$(PY) -m bench --scenario wine-vs-mlserver
 
 clean:
 	rm -rf $(VENV) $(STAMPS) $(WINE)/results $(WINE)/*.Rda $(WINE)/winequality-red.csv

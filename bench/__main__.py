@@ -45,7 +45,7 @@ def progress(text: str) -> None:
 
 def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: int
         ) -> tuple[dict[tuple[int, str], wrk.Measurement], list[str]]:
-    body = msgspec.json.encode(scenario.body)
+    default_body = msgspec.json.encode(scenario.body)
     runs: dict[tuple[int, str], list[wrk.Measurement]] = {}
     notes: list[str] = []
     total = len(concurrencies) * len(scenario.contenders) * repeat
@@ -53,6 +53,8 @@ def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: in
     for k in range(repeat):
         for concurrency in concurrencies:
             for contender in scenario.contenders:
+                body = (default_body if contender.body is None
+                        else msgspec.json.encode(contender.body))
                 step += 1
                 progress(f"[{step}/{total}] {contender.name} at c={concurrency} "
                          f"(run {k + 1}/{repeat}): starting")
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     results, notes = run(scenario, concurrencies, seconds, args.repeat)
     names = [c.name for c in scenario.contenders]
     lines = [*report.table(results, names, scenario.baseline or names[-1]), "", *notes]
+    picture = report.plot(args.scenario, scenario.description, results, names)
+    if picture is not None:
+        lines += ["", f"![{scenario.description}]({picture.name})"]
     print("\n".join(lines))
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     path = report.write(args.scenario, scenario.description, command.strip(), lines)

@@ -23,16 +23,27 @@ class Contender(msgspec.Struct, frozen=True):
     """One server of a scenario: ``kind`` is modelgate, ceiling or plumber."""
 
     name: str
-    kind: str
+    kind: str  # modelgate, ceiling, plumber or mlserver
     path: str  # the URL path that is called
     config: str = ""  # modelgate: the deployment file, relative to the repository
     token: str = ""
+    body: object = None  # this contender's request body, when it speaks another protocol
+    batched: bool = False  # mlserver: adaptive batching (max 32, 2 ms)
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port whose next two are free too (MLServer needs three)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        try:
+            for extra in (1, 2):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + extra))
+            return port
+        except OSError:
+            continue
 
 
 def _command(contender: Contender, port: int) -> list[str]:
@@ -43,6 +54,11 @@ def _command(contender: Contender, port: int) -> list[str]:
         return [sys.executable, "-m", "bench.ceiling", str(port)]
     if contender.kind == "plumber":
         return ["Rscript", str(ROOT / "bench" / "plumber" / "serve.R"), str(port)]
+    if contender.kind == "mlserver":
+        from bench import mlserver
+
+        repository = mlserver.model_repository(port, contender.batched)
+        return [str(mlserver.executable()), "start", str(repository)]
     raise ValueError(f"unknown contender kind {contender.kind}")
 
 

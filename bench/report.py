@@ -60,3 +60,38 @@ def write(name: str, description: str, command: str, lines: list[str]) -> Path:
             f"- run: {datetime.datetime.now().isoformat(timespec='seconds')}", "", *lines, ""]
     path.write_text("\n".join(text))
     return path
+
+
+def plot(name: str, title: str, results: dict[tuple[int, str], Measurement],
+         contenders: list[str]) -> Path | None:
+    """Throughput and p99 latency against concurrency, one line per contender (a PNG beside
+    the markdown report); None when matplotlib is not installed (`make bench` installs it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    levels = sorted({c for c, _ in results})
+    figure, (rps_axis, p99_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for contender in contenders:
+        points = [(c, results[(c, contender)]) for c in levels if (c, contender) in results]
+        xs = [c for c, _ in points]
+        rps_axis.plot(xs, [m.rps for _, m in points], marker="o", label=contender)
+        p99_axis.plot(xs, [m.p99_ms for _, m in points], marker="o", label=contender)
+    for axis, label in ((rps_axis, "requests/s"), (p99_axis, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(levels, [str(c) for c in levels])
+        axis.set_xlabel("concurrent connections")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    p99_axis.set_yscale("log")
+    rps_axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{datetime.date.today().isoformat()}-{name}.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
