@@ -26,7 +26,7 @@ class Scenario(msgspec.Struct, frozen=True):
     contenders: list[Contender]
     concurrency: list[int] = msgspec.field(default_factory=lambda: [1, 16, 64])
     seconds: float = 10.0
-    baseline: str = ""
+    baselines: list[str] = msgspec.field(default_factory=list)  # ratios are taken to these
     memory: str = ""  # the contender whose worker memory is reported
 
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or scenario.seconds
     results, notes = run(scenario, concurrencies, seconds, args.repeat)
     names = [c.name for c in scenario.contenders]
-    lines = [*report.table(results, names, scenario.baseline or names[-1]), "", *notes]
+    lines = [*report.table(results, names, scenario.baselines or names[-1:]), "", *notes]
     picture = report.plot(args.scenario, scenario.description, results, names)
     if picture is not None:
         lines += ["", f"![{scenario.description}]({picture.name})"]

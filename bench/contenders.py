@@ -26,6 +26,8 @@ class Contender(msgspec.Struct, frozen=True):
     kind: str  # modelgate, ceiling, plumber or mlserver
     path: str  # the URL path that is called
     config: str = ""  # modelgate: the deployment file, relative to the repository
+    script: str = ""  # ceiling: serve this script's `function` instead of the sum
+    function: str = ""
     token: str = ""
     body: object = None  # this contender's request body, when it speaks another protocol
     batched: bool = False  # mlserver: adaptive batching (max 32, 2 ms)
@@ -51,7 +53,8 @@ def _command(contender: Contender, port: int) -> list[str]:
         return [sys.executable, "-m", "gateway.cli", "serve", str(ROOT / contender.config),
                 "--listen", f"127.0.0.1:{port}", "--json-logs"]
     if contender.kind == "ceiling":
-        return [sys.executable, "-m", "bench.ceiling", str(port)]
+        extra = [str(ROOT / contender.script), contender.function] if contender.script else []
+        return [sys.executable, "-m", "bench.ceiling", str(port), *extra]
     if contender.kind == "plumber":
         return ["Rscript", str(ROOT / "bench" / "plumber" / "serve.R"), str(port)]
     if contender.kind == "mlserver":

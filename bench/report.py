@@ -21,20 +21,26 @@ def median(runs: list[Measurement]) -> Measurement:
 
 
 def table(results: dict[tuple[int, str], Measurement], contenders: list[str],
-          baseline: str) -> list[str]:
-    rows = [f"| concurrency | contender | requests/s | p50 ms | p99 ms | errors | "
-            f"ratio to {baseline} | added p50 ms |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|"]
+          baselines: list[str]) -> list[str]:
+    """One row per concurrency and contender; a ratio of requests/s to each baseline, and the
+    p50 latency added over the first baseline."""
+    ratios = "".join(f" ratio to {b} |" for b in baselines)
+    rows = [f"| concurrency | contender | requests/s | p50 ms | p99 ms | errors |{ratios} "
+            f"added p50 ms |",
+            "|---:|---|---:|---:|---:|---:|" + "---:|" * (len(baselines) + 1)]
     for concurrency in sorted({c for c, _ in results}):
-        base = results.get((concurrency, baseline))
         for name in contenders:
             m = results.get((concurrency, name))
             if m is None:
                 continue
-            ratio = f"{m.rps / base.rps:.2f}" if base else "-"
-            added = f"{m.p50_ms - base.p50_ms:+.3f}" if base else "-"
+            cells = []
+            for baseline in baselines:
+                base = results.get((concurrency, baseline))
+                cells.append(f"{m.rps / base.rps:.2f}" if base else "-")
+            first = results.get((concurrency, baselines[0]))
+            added = f"{m.p50_ms - first.p50_ms:+.3f}" if first else "-"
             rows.append(f"| {concurrency} | {name} | {m.rps:,.0f} | {m.p50_ms:.3f} | "
-                        f"{m.p99_ms:.3f} | {m.errors} | {ratio} | {added} |")
+                        f"{m.p99_ms:.3f} | {m.errors} | {' | '.join(cells)} | {added} |")
     return rows
 
 
