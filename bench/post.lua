@@ -1,6 +1,9 @@
--- wrk script: POSTs the body in $BENCH_BODY and prints one parseable summary line at the end.
+-- wrk script: POSTs the body in the file $BENCH_BODY_FILE and prints one parseable summary
+-- line at the end.
 wrk.method = "POST"
-wrk.body = os.getenv("BENCH_BODY")
+local file = io.open(os.getenv("BENCH_BODY_FILE"), "rb")
+wrk.body = file:read("*a")
+file:close()
 wrk.headers["Content-Type"] = "application/json"
 local token = os.getenv("BENCH_TOKEN")
 if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -32,11 +33,14 @@ def require_wrk() -> str:
 
 def run(url: str, body: bytes, concurrency: int, seconds: float, token: str = "") -> Measurement:
     threads = 1 if concurrency < 16 else 2
-    out = subprocess.run(
-        [require_wrk(), f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "10s",
-         "-s", str(LUA), url],
-        capture_output=True, text=True, timeout=seconds + 60,
-        env={**os.environ, "BENCH_BODY": body.decode(), "BENCH_TOKEN": token})
+    with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
+        body_file.write(body)
+        body_file.flush()
+        out = subprocess.run(
+            [require_wrk(), f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s",
+             "--timeout", "10s", "-s", str(LUA), url],
+            capture_output=True, text=True, timeout=seconds + 60,
+            env={**os.environ, "BENCH_BODY_FILE": body_file.name, "BENCH_TOKEN": token})
     match = LINE.search(out.stdout)
     if match is None:
         raise RuntimeError(f"wrk gave no summary:\n{out.stdout}\n{out.stderr}")
