@@ -103,7 +103,7 @@ def _announce(deployment: Deployment, host: str, port: int) -> None:
     lines = [f"modelgate serving on {base}  (Ctrl-C to stop)"]
     for name, model in deployment.models.items():
         example = model.example if model.example is not None else {"parameters": []}
-        auth = "" if model.access.public else " -H 'Authorization: Bearer $MODELGATE_TOKEN'"
+        auth = "" if model.access.public else ' -H "Authorization: Bearer $MODELGATE_TOKEN"'
         lines.append(
             f"  curl -s -X POST {base}/models/{name}/latest/model"
             f" -H 'Content-Type: application/json'{auth}"
