@@ -182,6 +182,10 @@ def create_app(deployment: Deployment, progress: Progress | None = None,
         logs.drain()
 
     app.cleanup_ctx.append(pools)
+    from gateway import async_predictions, webui  # they import SERVICE and helpers from here
+
+    async_predictions.install(app)  # after `pools`: starts once they are up, stops before
+    webui.install(app)
     request_log = logs.request_logger() if deployment.gateway.access_log else None
     add = app.router.add_route
     add("POST", "/models/{model}/latest/model", model_call("latest", request_log))

@@ -93,6 +93,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drain_timeout_s: float = 30.0
     workers_listen: str | None = None  # tcp://HOST:PORT: remote workers may join pools here
     workers_curve: CurveSettings | None = None  # required with a tcp:// workers_listen
+    async_db: str = "async.sqlite3"  # async predictions' SQLite file (":memory:": not kept)
+    async_result_ttl_s: float = 86400.0  # how long finished async predictions can be read
+    async_max_queued: int = 10000  # async predictions waiting to run; more: 503 overloaded
 
 
 class Deployment(msgspec.Struct, frozen=True):

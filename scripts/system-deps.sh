@@ -10,6 +10,7 @@ packages=(
   r-cran-randomforest r-cran-jsonlite
   build-essential                 # compilers for rpy2's extension
   iproute2                        # network namespaces in the remote-worker tests
+  chromium                        # the web tester's browser test (driven by playwright)
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(wrk r-cran-plumber)
