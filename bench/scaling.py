@@ -13,7 +13,6 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import msgspec
 import yaml
@@ -26,11 +25,10 @@ ROW = [7.4, 0.7, 0.0, 1.9, 0.076, 11.0, 34.0, 0.9978, 3.51, 0.56, 9.4]
 
 
 def deployment(models: dict[str, object]) -> str:
-    """Write a config to a temporary file (removed at exit); returns its path."""
-    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False,
-                                         dir=ROOT / "bench" / ".work")
-    yaml.safe_dump({"models": models}, handle)
-    handle.close()
+    """Write a config to a file under bench/.work/ (git-ignored); returns its path."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False,
+                                     dir=ROOT / "bench" / ".work") as handle:
+        yaml.safe_dump({"models": models}, handle)
     return handle.name
 
 
