@@ -27,6 +27,7 @@ PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USE
 
 RESTART_FIRST_S = 0.2
 RESTART_MAX_S = 30.0
+STABLE_AFTER_S = 30.0
 
 
 def worker_environment(model_env: dict[str, str]) -> dict[str, str]:
@@ -45,6 +46,7 @@ class PoolProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.stopping = False
         self.restarts = 0
+        self._started_at = 0.0
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -58,6 +60,7 @@ class PoolProcess:
         assert self.process.stdin is not None
         self.process.stdin.write(encode_spec(self.spec))
         self.process.stdin.close()
+        self._started_at = asyncio.get_running_loop().time()
         self._watcher = asyncio.create_task(self._watch(self.process))
 
     async def _watch(self, process: asyncio.subprocess.Process) -> None:
@@ -76,10 +79,12 @@ class PoolProcess:
             self.dispatcher.lose_worker(worker, "the pool parent process exited")
         if self.stopping:
             return
+        if asyncio.get_running_loop().time() - self._started_at > STABLE_AFTER_S:
+            self.restarts = 0  # it had been serving: a crash now is not a crash loop
         delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** min(self.restarts, 10))
         self.restarts += 1
-        if self.pool.failure is None:
-            self.dispatcher.fail_pool(self.pool, f"the pool process exited with code {code}")
+        # A crashed pool is restarted at once (its calls wait in the queue, bounded by their
+        # timeouts); only a script that cannot load (LoadFailed) makes calls fail fast.
         log.warning("pool_exited", model=self.spec.model, version=self.spec.version, code=code,
                     restart_in_s=delay)
         await asyncio.sleep(delay)
