@@ -169,8 +169,11 @@ async def readyz(request: web.Request) -> web.Response:
 def create_app(deployment: Deployment, progress: Progress | None = None,
                json_logs: bool = True) -> web.Application:
     """The whole gateway as an aiohttp app; its pools live as long as the app runs."""
+    # Headers up to 64 KiB reach the handlers (which bound what they keep, e.g. request ids)
+    # and get our JSON errors; past that, aiohttp's own plain 400 answers.
     app = web.Application(client_max_size=deployment.gateway.max_body_bytes,
-                          middlewares=[errors_as_json])
+                          middlewares=[errors_as_json],
+                          handler_args={"max_field_size": 65536, "max_line_size": 65536})
     app[SERVICE] = Service(deployment, progress, json_logs)
 
     async def pools(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,69 @@
+"""Stopping: SIGTERM finishes the calls in flight and leaves no process behind; SIGKILL of the
+gateway leaves no orphan either (its pool parents and workers die with it)."""
+
+import asyncio
+import os
+import signal
+
+from conftest import TEST_MODELS, version
+
+SCRIPT = TEST_MODELS / "faults.py"
+CONFIG = {"models": {"m": {"access": {"public": True},
+                           "versions": {1: version(SCRIPT, "slow", workers=2)}}}}
+
+
+def descendants(pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def until_gone(pids, timeout=10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while any(alive(p) for p in pids):
+        assert loop.time() < deadline, [p for p in pids if alive(p)]
+        await asyncio.sleep(0.1)
+
+
+async def test_sigterm_finishes_calls_in_flight_then_exits_cleanly(gateway_factory, http):
+    gw = await gateway_factory(CONFIG)
+    tree = descendants(gw.process.pid)
+    assert len(tree) >= 3  # a pool parent and its two workers
+    calls = [asyncio.create_task(http.post(gw.model_url("m"), json={"parameters": [1.0]}))
+             for _ in range(4)]
+    await asyncio.sleep(0.3)  # the calls are in the workers now
+    gw.process.send_signal(signal.SIGTERM)
+    responses = await asyncio.wait_for(asyncio.gather(*calls), 20)
+    assert [r.status for r in responses] == [200] * 4
+    assert await gw.stop() == 0
+    await until_gone(tree)
+
+
+async def test_sigkill_of_the_gateway_leaves_no_orphans(gateway_factory, http):
+    gw = await gateway_factory(CONFIG)
+    tree = descendants(gw.process.pid)
+    assert len(tree) >= 3
+    gw.process.send_signal(signal.SIGKILL)
+    await gw.process.wait()
+    await until_gone(tree, timeout=10)
