@@ -107,3 +107,22 @@ async def test_the_demo_r_model_predicts_what_r_itself_predicts(gateway_factory,
     served = [(await post(http, gw.model_url("wine", 2), {"parameters": [row]}))[1]["result"]
               for row in rows]
     assert served == [int(q) for q in expected]
+
+
+async def test_a_stuck_r_call_is_a_504_and_its_worker_is_replaced(gateway_factory, http):
+    gw = await gateway_factory({"models": {"nap": r_model("nap", workers=1, timeout_s=1)}})
+    status, body = await post(http, gw.model_url("nap"), {"parameters": [0]})
+    first_pid = body["result"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, body = await post(http, gw.model_url("nap"), {"parameters": [60]})
+    assert (status, body["error"]["type"]) == (504, "timeout")
+    assert loop.time() - started < 5
+    deadline = loop.time() + 20
+    while True:  # the pool parent forks a replacement from the loaded R
+        status, body = await post(http, gw.model_url("nap"), {"parameters": [0]})
+        if status == 200:
+            break
+        assert loop.time() < deadline, body
+        await asyncio.sleep(0.1)
+    assert body["result"] != first_pid

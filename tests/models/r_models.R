@@ -21,3 +21,6 @@ whoami <- function(x) list(pid = Sys.getpid(), x = x)
 
 # Batched: `values` holds one value per call of the batch.
 sizes <- function(values) lapply(values, function(v) list(value = v, batch = length(values)))
+
+# Sleeps: for the timeout test.
+nap <- function(seconds) { Sys.sleep(seconds); Sys.getpid() }
