@@ -57,7 +57,10 @@ class ArgumentCheck:
             unknown = [k for k in kwargs if k not in self.keyword_names]
             if unknown:
                 self._fail(f"has no argument(s) named {', '.join(sorted(unknown))}")
-        missing = [n for n in self.required_positional + self.required_keyword if n not in kwargs]
+        # A positional-only name given by name is missing even when it is there: with
+        # **kwargs it would land in kwargs, and the call would fail inside the function.
+        missing = [n for n in self.required_positional + self.required_keyword
+                   if n not in kwargs or n in self.positional_only]
         if missing:
             hint = ""
             if any(n in self.positional_only for n in missing):

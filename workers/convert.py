@@ -9,6 +9,7 @@ NumPy and pandas are never imported here: they are used only if the user's scrip
 from __future__ import annotations
 
 import datetime
+import decimal
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -62,8 +63,24 @@ _encoder = msgspec.json.Encoder(enc_hook=to_json_value, decimal_format="number")
 def encode_result(value: Any) -> bytes:
     """JSON bytes of a function's result; raises :class:`Unconvertible` naming the bad type."""
     try:
-        return _encoder.encode(value)
+        encoded = _encoder.encode(value)
+        if b"NaN" in encoded or b"Infinity" in encoded:  # rare: a non-finite Decimal, maybe
+            encoded = _encoder.encode(_finite_decimals(msgspec.to_builtins(
+                value, enc_hook=to_json_value, builtin_types=(decimal.Decimal,))))
+        return encoded
     except Unconvertible:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise Unconvertible(str(exc)) from exc
+
+
+def _finite_decimals(value: Any) -> Any:
+    """``value`` (plain containers) with NaN/Infinity Decimals as None: msgspec writes them as
+    the bare words ``NaN``/``Infinity``, which are not JSON."""
+    if isinstance(value, decimal.Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, dict):
+        return {k: _finite_decimals(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_decimals(v) for v in value]
+    return value

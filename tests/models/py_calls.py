@@ -3,6 +3,7 @@
 import datetime
 import decimal
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,18 @@ def result(kind):
         "date": datetime.date(2024, 5, 6), "set": {3}, "tuple": (1, "a"),
         "nan": float("nan"), "inf": float("inf"), "ninf": -float("inf"),
         "nested": {"a": [np.int32(1), {"b": np.float64(0.5)}]},
+        "np_f32_array": np.array([0.5, np.nan, np.inf], dtype=np.float32),
+        "np_2d_nan": np.array([[1.0, np.nan], [-np.inf, 2.0]]),
+        "frame_nan": pd.DataFrame({"a": [1.0, np.nan], "t": pd.to_datetime(["2024-01-02",
+                                                                            None])}),
+        "timestamp": pd.Timestamp("2024-01-02 03:04:05"),
+        "aware": datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc),
+        "frozenset": frozenset(["z"]), "decimal_nan": decimal.Decimal("NaN"),
+        "decimal_inf": [decimal.Decimal("Infinity"), decimal.Decimal("-Infinity")],
+        "mixed": {"n": np.int64(1), "when": datetime.date(2024, 1, 2), "tags": ("a",),
+                  "rows": pd.DataFrame({"x": [np.nan]}), "price": decimal.Decimal("9.99")},
         "object": object(),
+        "complex": 1j,
     }[kind]
 
 
@@ -71,10 +83,35 @@ def exit_now():
     os._exit(1)
 
 
-def whoami():
+def fail_or_pid(crash=False):
+    """Raises when asked, else says which process answered."""
+    if crash:
+        raise RuntimeError("asked to fail")
+    return os.getpid()
+
+
+def exit_or_pid(crash=False):
+    """Ends its process abruptly when asked, else says which process answered."""
+    if crash:
+        os._exit(1)
+    return os.getpid()
+
+
+def whoami(hold=0.0):
+    """Which process answered, how often this script ran in it, its calls and directory;
+    ``hold`` keeps the call busy that many seconds, so concurrent calls spread over workers."""
     global calls
     calls += 1
+    time.sleep(hold)
     return {"pid": os.getpid(), "loads": loads, "calls": calls, "cwd": os.getcwd()}
+
+
+def environment_names():
+    return sorted(os.environ)
+
+
+def positional_only_and_rest(a, /, **rest):
+    return [a, rest]
 
 
 def environment(name):
