@@ -139,19 +139,21 @@ async def errors_as_json(request: web.Request,
     try:
         return await handler(request)
     except ModelgateError as exc:
-        return error_response(exc, None)
+        return error_response(exc, request_id(request.headers.get("X-Request-Id")))
     except web.HTTPNotFound:
         return error_response(NotFound(f"no route {request.method} {request.path}; model "
-                                       "calls are POST /models/{model}/latest/model"), None)
+                                       "calls are POST /models/{model}/latest/model"),
+                              request_id(request.headers.get("X-Request-Id")))
     except web.HTTPMethodNotAllowed as exc:
         return error_response(MethodNotAllowed(
             f"{request.method} is not allowed here; use {', '.join(sorted(exc.allowed_methods))}"
-        ), None)
+        ), request_id(request.headers.get("X-Request-Id")))
     except web.HTTPException:
         raise
     except Exception:
-        log.exception("unhandled", path=request.path)
-        return error_response(ModelgateError("internal error; see the gateway log"), None)
+        rid = request_id(request.headers.get("X-Request-Id"))
+        log.exception("unhandled", path=request.path, request_id=rid)
+        return error_response(ModelgateError("internal error; see the gateway log"), rid)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -161,27 +161,37 @@ def parse(raw: Any, path: str, *, check_scripts: bool = True,
                         "expected gateway, tokens, models")
     gateway = _convert(raw.get("gateway") or {}, GatewaySettings, "gateway", problems)
     tokens = {}
-    for name, ref in (raw.get("tokens") or {}).items():
+    raw_tokens = raw.get("tokens") or {}
+    if not isinstance(raw_tokens, dict):
+        problems.append("tokens: expected a mapping of token names to {sha256: ...} or "
+                        "{env: VARIABLE}")
+        raw_tokens = {}
+    for name, ref in raw_tokens.items():
         token = _convert(ref, TokenRef, f"tokens.{name}", problems)
         if token is not None:
             tokens[str(name)] = token
             if check_secrets:
                 problems.extend(_token_problems(str(name), token))
     models = {}
+    incomplete = set()  # models with a version that did not convert (already reported)
     raw_models = raw.get("models")
     if not isinstance(raw_models, dict) or not raw_models:
         problems.append("models: at least one model is required")
         raw_models = {}
     for name, raw_model in raw_models.items():
+        before = len(problems)
         model = _convert_model(raw_model, f"models.{name}", problems)
         if model is not None:
             models[str(name)] = model
+            if len(problems) > before:
+                incomplete.add(str(name))
     deployment = Deployment(path=path, gateway=gateway or GatewaySettings(), tokens=tokens,
                             models=models)
     if gateway is not None and check_secrets:
         problems.extend(_remote_problems(deployment))
     for name, model in models.items():
-        problems.extend(_model_problems(deployment, name, model, check_scripts))
+        problems.extend(_model_problems(deployment, name, model, check_scripts,
+                                        name not in incomplete))
     if problems:
         raise ConfigError(path, problems)
     return deployment
@@ -252,7 +262,10 @@ def _token_problems(name: str, token: TokenRef) -> list[str]:
     return []
 
 
-def _model_problems(d: Deployment, name: str, model: Model, check_scripts: bool) -> list[str]:
+def _model_problems(d: Deployment, name: str, model: Model, check_scripts: bool,
+                    all_versions: bool = True) -> list[str]:
+    """``all_versions`` False: some version was invalid and is missing from ``model``, so
+    checks of the set of versions (one published, the promoted one exists) would mislead."""
     where = f"models.{name}"
     problems = []
     if not NAME.match(name):
@@ -261,13 +274,14 @@ def _model_problems(d: Deployment, name: str, model: Model, check_scripts: bool)
         if token not in d.tokens:
             problems.append(f"{where}.access.tokens: token `{token}` is not defined under tokens")
     published = [n for n, v in model.versions.items() if not v.unpublished]
-    if not published:
+    if not published and all_versions:
         problems.append(f"{where}.versions: at least one version must be published")
     if model.routing == "advanced":
         if model.promoted is None:
             problems.append(f"{where}.promoted: advanced routing needs a promoted version")
         elif model.promoted not in model.versions:
-            problems.append(f"{where}.promoted: version {model.promoted} does not exist")
+            if all_versions:
+                problems.append(f"{where}.promoted: version {model.promoted} does not exist")
         elif model.versions[model.promoted].unpublished:
             problems.append(f"{where}.promoted: version {model.promoted} is unpublished; "
                             "promote another version before unpublishing it")
