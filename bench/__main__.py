@@ -3,13 +3,20 @@
 Contenders are started by the harness, warmed up, and measured with wrk at each concurrency,
 alternating between contenders (so drift on a shared machine hits all of them alike), repeated
 ``--repeat`` times; the table shows medians. Benchmarks print figures; they assert nothing.
+
+A scenario is a YAML file of bench/scenarios/ (fields: ``Scenario`` below; contenders:
+``bench.contenders.Contender``), so a new comparison is a new file.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
+import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
 import msgspec
 import yaml
@@ -18,14 +25,17 @@ from bench import report, wrk
 from bench.contenders import Contender, descendants, memory_mb, running
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+WARM_UP_S = 2.0
 
 
 class Scenario(msgspec.Struct, frozen=True):
+    """One file of bench/scenarios/: what is called, by whom, how hard and how long."""
+
     description: str
     body: object
     contenders: list[Contender]
     concurrency: list[int] = msgspec.field(default_factory=lambda: [1, 16, 64])
-    seconds: float = 10.0
+    duration: float = 10.0  # seconds per measurement
     baselines: list[str] = msgspec.field(default_factory=list)  # ratios are taken to these
     memory: str = ""  # the contender whose worker memory is reported
 
@@ -35,16 +45,23 @@ def load(name: str) -> Scenario:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
         raise SystemExit(f"no scenario {name}; known: {known}")
-    return msgspec.convert(yaml.safe_load(path.read_text()), Scenario)
+    try:
+        return msgspec.convert(yaml.safe_load(path.read_text()), Scenario)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"{path}: {exc}") from None
 
 
 def progress(text: str) -> None:
-    print(f"\r\033[K{text}" if sys.stderr.isatty() else text, end="" if sys.stderr.isatty()
-          else "\n", file=sys.stderr, flush=True)
+    """One line that updates in place on a terminal, a line per step otherwise."""
+    tty = sys.stderr.isatty()
+    print(f"\r\033[K{text}" if tty else text, end="" if tty else "\n", file=sys.stderr,
+          flush=True)
 
 
 def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: int
         ) -> tuple[dict[tuple[int, str], wrk.Measurement], list[str]]:
+    """Every (concurrency, contender) measured ``repeat`` times, contenders alternating at
+    each concurrency; returns the median per pair, and notes on worker memory."""
     default_body = msgspec.json.encode(scenario.body)
     runs: dict[tuple[int, str], list[wrk.Measurement]] = {}
     notes: list[str] = []
@@ -56,17 +73,20 @@ def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: in
                 body = (default_body if contender.body is None
                         else msgspec.json.encode(contender.body))
                 step += 1
-                progress(f"[{step}/{total}] {contender.name} at c={concurrency} "
-                         f"(run {k + 1}/{repeat}): starting")
+                where = (f"[{step}/{total}] {contender.name} at c={concurrency}, "
+                         f"repetition {k + 1}/{repeat}")
+                progress(f"{where}: starting")
                 with running(contender, body) as (url, pid):
-                    progress(f"[{step}/{total}] {contender.name} at c={concurrency} "
-                             f"(run {k + 1}/{repeat}): measuring {seconds:g} s")
-                    wrk.run(url, body, concurrency, min(2.0, seconds), contender.token)  # warm
-                    runs.setdefault((concurrency, contender.name), []).append(
-                        wrk.run(url, body, concurrency, seconds, contender.token))
+                    progress(f"{where}: warming up, then measuring {seconds:g} s")
+                    wrk.run(url, body, concurrency, min(WARM_UP_S, seconds), contender.token)
+                    m = wrk.run(url, body, concurrency, seconds, contender.token)
+                    runs.setdefault((concurrency, contender.name), []).append(m)
                     if contender.name == scenario.memory and k == 0 and not notes:
                         notes = worker_memory(pid)
-    progress("done")
+                progress(f"{where}: {m.rps:,.0f} requests/s, p50 {m.p50_ms:.3f} ms, "
+                         f"{m.errors} errors")
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     return {key: report.median(value) for key, value in runs.items()}, notes
 
 
@@ -85,27 +105,71 @@ def worker_memory(pid: int) -> list[str]:
             " in all (PSS counts shared pages once)"]
 
 
+def concurrency_list(text: str) -> list[int]:
+    try:
+        levels = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("concurrencies are numbers >= 1, such as 1,16,64")
+    return levels
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # so that contenders are stopped on the way out, as on Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelgate bench", description=__doc__)
-    parser.add_argument("--scenario", default="overhead")
-    parser.add_argument("--seconds", type=float, help="per measurement (default: scenario's)")
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--concurrency", help="comma-separated (default: scenario's)")
-    args = parser.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="modelgate bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="overhead",
+                        help="a file name (without .yaml) of bench/scenarios/")
+    parser.add_argument("--duration", "--seconds", type=positive, metavar="SECONDS",
+                        help="seconds per measurement (default: the scenario's)")
+    parser.add_argument("--repeat", type=at_least_one, default=1, metavar="N",
+                        help="measure each row N times and report medians (default: 1)")
+    parser.add_argument("--concurrency", type=concurrency_list, metavar="1,16,64",
+                        help="comma-separated connection counts (default: the scenario's)")
+    typed = sys.argv[1:] if argv is None else argv
+    # `modelgate bench -- --duration 2`: the `--` lets options through gateway/cli.py's parser.
+    args = parser.parse_args(typed[1:] if typed[:1] == ["--"] else typed)
     wrk.require_wrk()
     scenario = load(args.scenario)
-    concurrencies = ([int(c) for c in args.concurrency.split(",")] if args.concurrency
-                     else scenario.concurrency)
-    seconds = args.seconds or scenario.seconds
-    results, notes = run(scenario, concurrencies, seconds, args.repeat)
+    concurrencies = args.concurrency or scenario.concurrency
+    seconds = args.duration or scenario.duration
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        results, notes = run(scenario, concurrencies, seconds, args.repeat)
+    except KeyboardInterrupt:
+        print("\ninterrupted; every contender is stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"\nbench: {exc}", file=sys.stderr)
+        return 1
     names = [c.name for c in scenario.contenders]
-    lines = [*report.table(results, names, scenario.baselines or names[-1:]), "", *notes]
+    baselines = scenario.baselines or names[-1:]
+    lines = [*report.table(results, names, baselines), "",
+             *report.summary(results, names, baselines[0]), *notes]
     picture = report.plot(args.scenario, scenario.description, results, names)
     if picture is not None:
         lines += ["", f"![{scenario.description}]({picture.name})"]
     print("\n".join(lines))
-    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    path = report.write(args.scenario, scenario.description, command.strip(), lines)
+    command = ("python -m bench " if argv is None else "modelgate bench ") + shlex.join(typed)
+    path = report.write(args.scenario, scenario.description, command, lines)
     print(f"\nwritten to {path}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -17,10 +18,12 @@ from pathlib import Path
 import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"  # git-ignored
+PR_SET_PDEATHSIG = 1
 
 
 class Contender(msgspec.Struct, frozen=True):
-    """One server of a scenario: ``kind`` is modelgate, ceiling or plumber."""
+    """One server of a scenario; a new ``kind`` is one more branch of ``_command``."""
 
     name: str
     kind: str  # modelgate, ceiling, plumber or mlserver
@@ -65,40 +68,122 @@ def _command(contender: Contender, port: int) -> list[str]:
     raise ValueError(f"unknown contender kind {contender.kind}")
 
 
-def _answers(url: str, body: bytes, token: str) -> bool:
+def _get(url: str, body: bytes | None = None, token: str = "") -> tuple[int, bytes]:
+    """Status and body of one call; (0, reason) when nothing answers (yet)."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=5) as r:
-            return r.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        return 0, str(exc).encode()
+
+
+def _all_workers_up(answer: bytes) -> bool:
+    versions = msgspec.json.decode(answer).get("versions", {})
+    return all(v.get("workers_ready", 0) >= v.get("workers", 0) for v in versions.values())
+
+
+def _wait_until_serving(contender: Contender, port: int, body: bytes,
+                        process: subprocess.Popen[bytes], deadline: float) -> str:
+    """Wait until the contender serves, then check that it answers ``body`` with 200.
+
+    modelgate: ``GET /readyz`` answers 200 with every worker of every version up. Others:
+    the first answer to ``body``. A contender that answers but not with 200 (a wrong route or
+    body in the scenario) fails at once, with its answer, rather than being measured."""
+    base = f"http://127.0.0.1:{port}"
+    url = base + contender.path
+    while True:
+        if contender.kind == "modelgate":
+            status, answer = _get(f"{base}/readyz")
+            up = status == 200 and _all_workers_up(answer)
+        else:
+            status, answer = _get(url, body, contender.token)
+            up = status != 0
+        if up:
+            break
+        if process.poll() is not None or time.monotonic() > deadline:
+            state = "timed out" if process.poll() is None else f"exited {process.poll()}"
+            raise RuntimeError(f"{contender.name} did not start ({state})")
+        time.sleep(0.1)
+    status, answer = _get(url, body, contender.token)
+    if status != 200:
+        raise RuntimeError(f"{contender.name} answers {url} with {status}: {answer[:300]!r}")
+    return url
+
+
+def exit_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a child before exec: receive ``sig`` when the harness dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):
+        pass
+
+
+def _own_session() -> None:
+    """In a contender before exec: a new session (Ctrl-C on the terminal reaches the harness
+    only, which then stops its contenders in order), and SIGTERM if the harness dies."""
+    os.setsid()
+    exit_with_parent()
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 30) -> None:
+    """SIGTERM to the contender's process group (it drains and stops its pools); when it is
+    not gone after ``grace`` seconds, or on a second Ctrl-C, SIGKILL to it and to every
+    process it had started (pools may sit in sessions of their own)."""
+    family = descendants(process.pid)
+    stopped = False
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(grace)
+        stopped = True
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    finally:
+        for pid in [] if stopped else [process.pid, *family]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
 
 @contextmanager
 def running(contender: Contender, body: bytes,
             timeout: float = 180) -> Iterator[tuple[str, int]]:
-    """Start ``contender``, wait until it answers ``body`` with 200, yield its URL and pid,
-    then stop it."""
+    """Start ``contender`` on a free port, wait until it serves ``body`` with 200, yield its
+    URL and pid, then stop it and everything it started. Its stdout (modelgate's JSON request
+    lines) goes to /dev/null; its stderr to a log under bench/.work/, kept (and named in the
+    error) only when it fails to start or to be measured."""
     port = free_port()
-    process = subprocess.Popen(_command(contender, port), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}{contender.path}"
+    WORK.mkdir(exist_ok=True)
+    log = WORK / f"{contender.name}-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(_command(contender, port), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=output,
+                                   cwd=ROOT, preexec_fn=_own_session)
+    keep_log = False
     try:
-        deadline = time.monotonic() + timeout
-        while not _answers(url, body, contender.token):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{contender.name} did not start (exit {process.poll()})")
-            time.sleep(0.2)
-        yield url, process.pid
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            url = _wait_until_serving(contender, port, body, process,
+                                      time.monotonic() + timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its output is in {log}") from None
+        yield url, process.pid
+    except Exception:
+        keep_log = True
+        raise
+    finally:
+        _stop(process)
+        if not keep_log:
+            log.unlink(missing_ok=True)
 
 
 def descendants(pid: int) -> list[int]:

@@ -40,7 +40,7 @@ def model_repository(port: int, batched: bool, workers: int = 2) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     settings = {"http_port": port, "grpc_port": port + 1, "metrics_port": port + 2,
                 "parallel_workers": workers, "debug": False}
-    model = {"name": "wine", "implementation": "mlserver_sklearn.SKLearnModel",
+    model: dict[str, object] = {"name": "wine", "implementation": "mlserver_sklearn.SKLearnModel",
              "parameters": {"uri": str(MODEL), "version": "v1"}}
     if batched:
         model.update({"max_batch_size": 32, "max_batch_time": 0.002})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import statistics
 import subprocess
@@ -17,7 +18,8 @@ def median(runs: list[Measurement]) -> Measurement:
     return Measurement(rps=statistics.median(r.rps for r in runs),
                        p50_ms=statistics.median(r.p50_ms for r in runs),
                        p99_ms=statistics.median(r.p99_ms for r in runs),
-                       errors=sum(r.errors for r in runs))
+                       socket_errors=sum(r.socket_errors for r in runs),
+                       non2xx=sum(r.non2xx for r in runs))
 
 
 def table(results: dict[tuple[int, str], Measurement], contenders: list[str],
@@ -39,12 +41,39 @@ def table(results: dict[tuple[int, str], Measurement], contenders: list[str],
                 cells.append(f"{m.rps / base.rps:.2f}" if base else "-")
             first = results.get((concurrency, baselines[0]))
             added = f"{m.p50_ms - first.p50_ms:+.3f}" if first else "-"
+            errors = f"{m.errors} ({m.non2xx} non-2xx)" if m.non2xx else str(m.errors)
             rows.append(f"| {concurrency} | {name} | {m.rps:,.0f} | {m.p50_ms:.3f} | "
-                        f"{m.p99_ms:.3f} | {m.errors} | {' | '.join(cells)} | {added} |")
+                        f"{m.p99_ms:.3f} | {errors} | {' | '.join(cells)} | {added} |")
     return rows
 
 
-def machine() -> str:
+def summary(results: dict[tuple[int, str], Measurement], contenders: list[str],
+            baseline: str) -> list[str]:
+    """The two headline figures per contender: its requests/s over the baseline's at the
+    highest concurrency, and the p50 latency it adds at the lowest."""
+    levels = sorted({c for c, _ in results})
+    if not levels:
+        return []
+    low, high = levels[0], levels[-1]
+    lines = []
+    for name in contenders:
+        if name == baseline:
+            continue
+        parts = []
+        m, base = results.get((high, name)), results.get((high, baseline))
+        if m and base:
+            parts.append(f"{m.rps / base.rps:.2f} of {baseline}'s requests/s at c={high}")
+        m, base = results.get((low, name)), results.get((low, baseline))
+        if m and base:
+            parts.append(f"{m.p50_ms - base.p50_ms:+.3f} ms p50 over {baseline} at c={low}")
+        if parts:
+            lines.append(f"- {name}: {'; '.join(parts)}")
+    return lines
+
+
+def machine() -> list[str]:
+    """Header lines naming the machine: cores this process may use (as ``nproc`` counts
+    them), CPU model, Python and wrk versions."""
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -52,17 +81,19 @@ def machine() -> str:
                        if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    version = (wrk.stdout or wrk.stderr).split("\n")[0].strip()
-    import os
-
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {version}"
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10)
+    first = (wrk.stdout or wrk.stderr).split("\n")[0]
+    version = first.split(" Copyright")[0].removeprefix("wrk ").strip()
+    return [f"- machine: nproc {len(os.sched_getaffinity(0))}, {cpu}",
+            f"- wrk: {version}; Python {platform.python_version()}"]
 
 
 def write(name: str, description: str, command: str, lines: list[str]) -> Path:
+    """``bench/results/<date>-<name>.md``: a header naming the machine and command, then
+    ``lines``."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.date.today().isoformat()}-{name}.md"
-    text = [f"# {description}", "", f"- machine: {machine()}", f"- command: `{command}`",
+    text = [f"# {description}", "", *machine(), f"- command: `{command}`",
             f"- run: {datetime.datetime.now().isoformat(timespec='seconds')}", "", *lines, ""]
     path.write_text("\n".join(text))
     return path

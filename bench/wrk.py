@@ -1,49 +1,73 @@
-"""Runs wrk against one URL and reads the summary line that ``post.lua`` prints."""
+"""Runs wrk against one URL and reads the summary line that ``post.lua`` prints.
+
+The Lua ``done()`` hook prints requests, duration, p50/p99 and the error counts as one
+``BENCH ...`` line, so nothing depends on the layout of wrk's own human-readable report.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import msgspec
 
+from bench.contenders import exit_with_parent
+
 LUA = Path(__file__).resolve().parent / "post.lua"
 LINE = re.compile(r"BENCH requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) "
                   r"errors=(\d+) non2xx=(\d+)")
+INSTALL = "apt-get install -y wrk"
 
 
 class Measurement(msgspec.Struct, frozen=True):
     rps: float
     p50_ms: float
     p99_ms: float
-    errors: int  # socket errors and non-2xx responses
+    socket_errors: int = 0  # connect, read, write and timeout errors
+    non2xx: int = 0  # answers with a status outside 200-299
+
+    @property
+    def errors(self) -> int:
+        return self.socket_errors + self.non2xx
 
 
 def require_wrk() -> str:
+    """wrk's path; without it, the command that installs it, and exit status 2."""
     path = shutil.which("wrk")
     if path is None:
-        raise SystemExit("wrk is not installed: `sudo apt-get install -y wrk` "
-                         "(or `make bench`, which installs it)")
+        sudo = "sudo " if os.geteuid() != 0 else ""
+        print(f"wrk is not installed; install it with:\n  {sudo}{INSTALL}\n"
+              "(`make bench` installs it too)", file=sys.stderr)
+        raise SystemExit(2)
     return path
 
 
+def threads_for(concurrency: int) -> int:
+    """One wrk thread up to 16 connections, two above (the machine has few cores)."""
+    return 1 if concurrency <= 16 else 2
+
+
 def run(url: str, body: bytes, concurrency: int, seconds: float, token: str = "") -> Measurement:
-    threads = 1 if concurrency < 16 else 2
+    """POST ``body`` to ``url`` over ``concurrency`` keep-alive connections for ``seconds``."""
     with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
         body_file.write(body)
         body_file.flush()
         out = subprocess.run(
-            [require_wrk(), f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s",
-             "--timeout", "10s", "-s", str(LUA), url],
+            [require_wrk(), f"-t{threads_for(concurrency)}", f"-c{concurrency}",
+             f"-d{seconds:g}s", "--latency", "--timeout", "10s", "-s", str(LUA), url],
             capture_output=True, text=True, timeout=seconds + 60,
-            env={**os.environ, "BENCH_BODY_FILE": body_file.name, "BENCH_TOKEN": token})
+            env={**os.environ, "BENCH_BODY_FILE": body_file.name, "BENCH_TOKEN": token},
+            preexec_fn=lambda: exit_with_parent(signal.SIGKILL))
     match = LINE.search(out.stdout)
     if match is None:
-        raise RuntimeError(f"wrk gave no summary:\n{out.stdout}\n{out.stderr}")
-    requests, duration_us, p50, p99, errors, non2xx = map(int, match.groups())
+        raise RuntimeError(f"wrk gave no summary (exit {out.returncode}):\n"
+                           f"{out.stdout}\n{out.stderr}")
+    requests, duration_us, p50, p99, socket_errors, non2xx = map(int, match.groups())
     return Measurement(rps=requests / (duration_us / 1e6), p50_ms=p50 / 1000, p99_ms=p99 / 1000,
-                       errors=errors + non2xx)
+                       socket_errors=socket_errors, non2xx=non2xx)
