@@ -120,7 +120,7 @@ def _array(values: list[Any]) -> Any:
     if kinds == {str}:
         return _strings(values)
     present = [v for v in values if v is not None] if has_null else values
-    if kinds == {int} and INT_MIN <= min(present) and max(present) <= INT_MAX:
+    if kinds == {int} and min(present) >= INT_MIN and max(present) <= INT_MAX:
         return _numbers(lib.INTSXP, [_R.na_int if v is None else v for v in values]
                         if has_null else values, "i")
     return _numbers(lib.REALSXP, [_R.na_real if v is None else v for v in values]

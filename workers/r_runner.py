@@ -52,7 +52,8 @@ _encode = msgspec.json.Encoder().encode
 _HARNESS = r"""
 function(log_warning) {
   state <- new.env()
-  one_line <- function(call) if (is.null(call)) "" else paste(deparse(call, nlines = 1L), collapse = "")
+  one_line <- function(call)
+    if (is.null(call)) "" else paste(deparse(call, nlines = 1L), collapse = "")
   on_error <- function(e) { state$error <- e; state$calls <- sys.calls() }
   on_warning <- function(w) {
     log_warning(conditionMessage(w), one_line(conditionCall(w)))

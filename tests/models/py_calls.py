@@ -65,7 +65,7 @@ def result(kind):
         "frame_nan": pd.DataFrame({"a": [1.0, np.nan], "t": pd.to_datetime(["2024-01-02",
                                                                             None])}),
         "timestamp": pd.Timestamp("2024-01-02 03:04:05"),
-        "aware": datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc),
+        "aware": datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC),
         "frozenset": frozenset(["z"]), "decimal_nan": decimal.Decimal("NaN"),
         "decimal_inf": [decimal.Decimal("Infinity"), decimal.Decimal("-Infinity")],
         "mixed": {"n": np.int64(1), "when": datetime.date(2024, 1, 2), "tags": ("a",),

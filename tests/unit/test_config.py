@@ -222,14 +222,14 @@ def test_relative_script_paths_resolve_beside_the_config_file(tmp_path, monkeypa
 
 
 def test_unreadable_or_invalid_yaml_files_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="absent.yaml: cannot read the file"):
+    with pytest.raises(ConfigError, match=r"absent\.yaml: cannot read the file"):
         load(tmp_path / "absent.yaml")
     file = tmp_path / "bad.yaml"
     file.write_text("models: [unclosed")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load(file)
     file.write_text("- just\n- a list\n")
-    with pytest.raises(ConfigError, match="bad.yaml: the document must be a mapping"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: the document must be a mapping"):
         load(file)
 
 

@@ -55,7 +55,7 @@ class Opaque:
     # dates and times, ISO 8601
     (datetime.datetime(2024, 5, 6, 7, 8, 9), "2024-05-06T07:08:09"),
     (datetime.datetime(2024, 5, 6, 7, 8, 9, 120000), "2024-05-06T07:08:09.120000"),
-    (datetime.datetime(2024, 5, 6, tzinfo=datetime.timezone.utc), "2024-05-06T00:00:00Z"),
+    (datetime.datetime(2024, 5, 6, tzinfo=datetime.UTC), "2024-05-06T00:00:00Z"),
     (datetime.date(2024, 5, 6), "2024-05-06"), (datetime.time(7, 8, 9), "07:08:09"),
     # collections
     ({3}, [3]), (frozenset([4]), [4]), ((1, "a"), [1, "a"]), ((), []), (((1, (2,)),), [[1, [2]]]),
