@@ -29,8 +29,9 @@ import structlog
 from aiohttp import web
 
 from gateway import logs
-from gateway.app import SERVICE, error_response, read_body, request_id
+from gateway.app import SERVICE, Envelope, error_response, read_body, request_id
 from gateway.errors import ModelgateError, NotFound, Overloaded
+from gateway.openapi import documented
 from gateway.service import Service
 
 log = structlog.get_logger("modelgate.async")
@@ -332,6 +333,9 @@ def _caller(request: web.Request, service: Service, name: str) -> tuple[str | No
                                     f"model `{name}`"), True
 
 
+@documented("Queue an asynchronous prediction on the production version", "async",
+            request=Envelope, response=Accepted, status=202,
+            errors=(400, 401, 403, 404, 413, 503), auth=True)
 async def submit(request: web.Request) -> web.Response:
     rid = request_id(request.headers.get("X-Request-Id"))
     service = request.app[SERVICE]
@@ -347,6 +351,8 @@ async def submit(request: web.Request) -> web.Response:
                                  "Location": f"/api/modelApis/async/v1/{name}/{pid}"})
 
 
+@documented("State and result of an asynchronous prediction", "async",
+            response=PredictionStatus, errors=(401, 403, 404), auth=True)
 async def status(request: web.Request) -> web.Response:
     rid = request_id(request.headers.get("X-Request-Id"))
     service = request.app[SERVICE]
@@ -391,6 +397,7 @@ def _logged(handler: Handler, call: str, request_log: Any) -> Handler:
     if request_log is None:
         return handler
 
+    @functools.wraps(handler)  # keeps its __openapi__
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
         response = await handler(request)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway.app import SERVICE, error_response
 from gateway.errors import ModelgateError, Unauthorized
+from gateway.openapi import documented
 from gateway.routing import ModelRoutes
 from gateway.service import Service
 
@@ -103,6 +104,8 @@ def ui_model(routes: ModelRoutes) -> UiModel:
     )
 
 
+@documented("The models the caller may see, for the web tester", "ui", response=UiCatalogue,
+            errors=(401,), auth=True)
 async def models_json(request: web.Request) -> web.Response:
     try:
         models, token = visible_models(request.app[SERVICE], request.headers.get("Authorization"))
@@ -116,9 +119,13 @@ async def models_json(request: web.Request) -> web.Response:
 def install(app: web.Application) -> None:
     files = load_static()
 
+    @documented("The web page: the models, a tester and snippets for each", "ui",
+                content_type="text/html")
     async def index(request: web.Request) -> web.Response:
         return _respond(request, files["index.html"])
 
+    @documented("The web page's scripts, styles and images", "ui", content_type="*/*",
+                errors=(404,))
     async def static(request: web.Request) -> web.Response:
         file = files.get(request.match_info["name"])
         if file is None:

@@ -1,0 +1,244 @@
+"""The Open Inference Protocol (KServe V2, JSON over HTTP), so V2 clients such as ``tritonclient``
+call the same functions as ``/models/...`` (SPEC §3).
+
+Infer turns the V2 request into a model call (see :mod:`gateway.tensors`) that goes to the same
+pool, behind the same access rules, counted and logged like ``{"data": {...}}`` would be.
+Unlike model calls, the body is decoded here, because tensors must be reshaped. Without a
+version, the production version answers (``labels/prod``).
+
+Metadata lists the versions and the platform (``modelgate-python`` / ``modelgate-r``); inputs
+and outputs are empty lists: the functions are dynamically typed, so only the script knows
+them (MLServer does the same for models without declared metadata). Every error, even for an
+unknown ``/v2`` route, is the V2 ``{"error": "..."}`` with the status of SPEC §4.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from gateway import __version__, logs, metrics
+from gateway.app import SERVICE, read_body, request_id
+from gateway.errors import CallFailed, MethodNotAllowed, ModelgateError, NotFound
+from gateway.openapi import documented, hidden
+from gateway.routing import ModelRoutes, Served
+from gateway.service import Service
+from gateway.tensors import InferRequest, InferResponse, call_body, outputs
+
+log = structlog.get_logger("modelgate.v2")
+
+
+class TensorMetadata(msgspec.Struct, frozen=True):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(msgspec.Struct, frozen=True):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ServerMetadata(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Live(msgspec.Struct, frozen=True):
+    live: bool
+
+
+class Ready(msgspec.Struct, frozen=True):
+    ready: bool
+
+
+class ModelReady(msgspec.Struct, frozen=True):
+    name: str
+    ready: bool
+
+
+class V2Error(msgspec.Struct, frozen=True):
+    """The V2 error body: only a message (the status says the rest)."""
+
+    error: str
+
+
+_encode = msgspec.json.Encoder().encode
+SERVED_KEY = "modelgate.v2_served"  # infer notes on the request what the recorder needs
+MODEL_MS_KEY = "modelgate.v2_model_ms"
+Handler = Callable[[web.Request, str], Awaitable[web.Response]]
+Recorder = Callable[[web.Request, str, int, float], None]
+# ---------------------------------------------------------------------- handlers
+
+
+def _v2(handler: Handler, recorder: Recorder | None = None
+        ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Every error as the V2 ``{"error": ...}`` and the ``X-Request-Id`` header; ``recorder``
+    counts and logs a call as model calls are (infer only)."""
+
+    @functools.wraps(handler)
+    async def handle(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        rid = request_id(request.headers.get("X-Request-Id"))
+        response: web.Response | None = None  # None at the end: the client went away
+        try:
+            try:
+                response = await handler(request, rid)
+            except ModelgateError as exc:
+                response = error_response(exc)
+            except Exception:
+                log.exception("unhandled", path=request.path, request_id=rid)
+                response = error_response(ModelgateError("internal error; see the gateway log"))
+        finally:
+            if recorder is not None:
+                recorder(request, rid, 499 if response is None else response.status,
+                         time.perf_counter() - started)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+    return handle
+
+
+def recorder(service: Service, request_log: Any) -> Recorder:
+    """The metrics and the request log line of a V2 call, as model_call writes them."""
+
+    def record(request: web.Request, rid: str, status: int, seconds: float) -> None:
+        served: Served | None = request.get(SERVED_KEY)
+        if served is not None:
+            served.pool.stats.record(status, seconds, request.get(MODEL_MS_KEY, -1.0))
+        else:
+            metrics.record_unrouted(request, service, _label(request), status)
+        if request_log is not None:
+            request_log.info("request", request_id=rid, model=request.match_info["model"],
+                             version=served and served.number, call="v2_infer", status=status,
+                             ms=round(seconds * 1000.0, 3))
+
+    return record
+
+
+def error_response(exc: ModelgateError) -> web.Response:
+    return web.Response(body=_encode(V2Error(exc.message)), status=exc.status,
+                        headers={"Content-Type": "application/json", **exc.headers})
+
+
+def _json(body: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(body=_encode(body), status=status, content_type="application/json")
+
+
+def _model(request: web.Request) -> ModelRoutes:
+    """The model of the route, if the caller may see it (401/403/404 as a model call)."""
+    service = request.app[SERVICE]
+    name = request.match_info["model"]
+    routes = service.table.model(name)
+    if not routes.public:
+        service.tokens.authorize(request.headers.get("Authorization"), routes.allowed,
+                                 f"model `{name}`")
+    return routes
+
+
+def _label(request: web.Request) -> str:
+    return request.match_info.get("version", "prod")
+
+
+MODEL_ERRORS = (401, 403, 404)
+INFER_ERRORS = (400, 401, 403, 404, 413, 500, 502, 503, 504)
+
+
+@documented("V2 server metadata", response=ServerMetadata, tag="v2", error_body=V2Error)
+async def server_metadata(request: web.Request, rid: str) -> web.Response:
+    return _json(ServerMetadata("modelgate", __version__, []))
+
+
+@documented("V2 liveness", response=Live, tag="v2", error_body=V2Error)
+async def live(request: web.Request, rid: str) -> web.Response:
+    return _json(Live(True))
+
+
+@documented("V2 readiness: every served version has a ready worker", response=Ready,
+            also=(503,), tag="v2", error_body=V2Error)
+async def ready(request: web.Request, rid: str) -> web.Response:
+    pools = request.app[SERVICE].served
+    ok = bool(pools) and all(p.ready for p in pools)
+    return _json(Ready(ok), 200 if ok else 503)
+
+
+@documented("V2 model metadata", response=ModelMetadata, errors=MODEL_ERRORS, auth=True,
+            tag="v2", error_body=V2Error)
+async def model_metadata(request: web.Request, rid: str) -> web.Response:
+    routes = _model(request)
+    served = routes.pick(_label(request))
+    language = routes.config.versions[served.number].language
+    return _json(ModelMetadata(name=routes.name, versions=[str(n) for n in sorted(routes.versions)],
+                               platform=f"modelgate-{language}", inputs=[], outputs=[]))
+
+
+@documented("V2 model readiness", response=ModelReady, errors=MODEL_ERRORS, also=(503,),
+            auth=True, tag="v2", error_body=V2Error)
+async def model_ready(request: web.Request, rid: str) -> web.Response:
+    routes = _model(request)
+    ok = routes.pick(_label(request)).pool.ready
+    return _json(ModelReady(routes.name, ok), 200 if ok else 503)
+
+
+@documented("V2 inference: input tensors become named arguments", request=InferRequest,
+            response=InferResponse, errors=INFER_ERRORS, auth=True, tag="v2", error_body=V2Error)
+async def infer(request: web.Request, rid: str) -> web.Response:
+    service = request.app[SERVICE]
+    name = request.match_info["model"]
+    _model(request)
+    raw = await read_body(request, service.deployment.gateway.max_body_bytes)
+    infer_request, body = call_body(raw, request.headers.get("Inference-Header-Content-Length"))
+    # As in model_call: pick the version with no await before submit (a reload is seen).
+    served = service.table.model(name).pick(_label(request))
+    request[SERVED_KEY] = served
+    reply = await service.dispatcher.submit(served.pool, body)  # type: ignore[union-attr]
+    request[MODEL_MS_KEY] = reply.model_ms
+    if reply.error is not None:
+        raise CallFailed(reply.error.status, reply.error.type, reply.error.message)
+    rid_out = rid if infer_request.id is msgspec.UNSET else infer_request.id
+    return _json(InferResponse(name, str(served.number), rid_out,
+                               outputs(reply.result, infer_request.outputs)))
+
+
+def install(app: web.Application) -> None:
+    service = app[SERVICE]
+    record = recorder(service, logs.request_logger()
+                      if service.deployment.gateway.access_log else None)
+    routes = [
+        ("GET", "/v2", _v2(server_metadata)),
+        ("GET", "/v2/health/live", _v2(live)),
+        ("GET", "/v2/health/ready", _v2(ready)),
+        ("GET", "/v2/models/{model}", _v2(model_metadata)),
+        ("GET", r"/v2/models/{model}/versions/{version:\d+}", _v2(model_metadata)),
+        ("GET", "/v2/models/{model}/ready", _v2(model_ready)),
+        ("GET", r"/v2/models/{model}/versions/{version:\d+}/ready", _v2(model_ready)),
+        ("POST", "/v2/models/{model}/infer", _v2(infer, record)),
+        ("POST", r"/v2/models/{model}/versions/{version:\d+}/infer", _v2(infer, record)),
+    ]
+    resources = [(app.router.add_get if method == "GET" else app.router.add_post)(
+        path, handler).resource for method, path, handler in routes]  # GET: HEAD as well
+
+    @hidden("answers what no /v2 route matched, in the V2 error form")
+    async def unrouted(request: web.Request, rid: str) -> web.Response:
+        allowed: set[str] = set()
+        for resource in resources:
+            if resource is not None:
+                allowed |= (await resource.resolve(request))[1]
+        if allowed:
+            error = MethodNotAllowed(f"{request.method} is not allowed here; use "
+                                     f"{', '.join(sorted(allowed))}")
+            error.headers = {"Allow": ", ".join(sorted(allowed))}
+            raise error
+        raise NotFound(f"no route {request.method} {request.path}")
+
+    app.router.add_route("*", "/v2/{tail:.*}", _v2(unrouted))
