@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from gateway import logs
+from gateway import logs, metrics
 from gateway.config import Deployment
 from gateway.errors import (
     BadRequest,
@@ -29,6 +29,8 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from gateway.openapi import documented
+from gateway.routing import Release
 from gateway.service import Progress, Service
 
 SERVICE = web.AppKey("service", Service)
@@ -52,6 +54,27 @@ class ErrorBody(msgspec.Struct, frozen=True):
     error: ErrorDetail
 
 
+class Envelope(msgspec.Struct, frozen=True):
+    """A model call's arguments: named ones in ``data`` or positional ones in ``parameters``.
+    Only the worker decodes it (workers/worker.py); this type describes it for the document."""
+
+    data: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    parameters: list[Any] | msgspec.UnsetType = msgspec.UNSET
+
+
+class CallResponse(msgspec.Struct, frozen=True):
+    """The answer to a model call (model_call writes its bytes around the worker's result)."""
+
+    result: Any
+    release: Release
+    request_id: str
+    model_time_in_ms: float
+    timing: float
+
+
+CALL_ERRORS = (400, 401, 403, 404, 413, 500, 502, 503, 504)
+_CALLS = {"latest": "Call the latest version", "prod": "Call the production version",
+          None: "Call version {version}"}
 _encode = msgspec.json.Encoder().encode
 
 
@@ -89,6 +112,8 @@ def model_call(label: str | None, request_log: Any
     """The handler for one route shape: ``latest``, ``prod`` or a number (``label=None``);
     ``request_log`` writes the one line per request (None: no request lines)."""
 
+    @documented(_CALLS[label], "models", request=Envelope, response=CallResponse,
+                errors=CALL_ERRORS, auth=True)
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
         service = request.app[SERVICE]
@@ -96,6 +121,8 @@ def model_call(label: str | None, request_log: Any
         name = request.match_info["model"]
         version: int | None = None
         status = 500
+        stats: metrics.VersionStats | None = None
+        model_ms = -1.0
         try:
             routes = service.table.model(name)
             if not routes.public:
@@ -106,7 +133,9 @@ def model_call(label: str | None, request_log: Any
             # the table meanwhile is seen, and a retired pool never gets a new call.
             served = service.table.model(name).pick(label or request.match_info["version"])
             version = served.number
+            stats = served.pool.stats
             reply = await service.dispatcher.submit(served.pool, body)  # type: ignore[union-attr]
+            model_ms = reply.model_ms
             if reply.error is not None:
                 raise CallFailed(reply.error.status, reply.error.type, reply.error.message)
             timing = (time.perf_counter() - started) * 1000.0
@@ -123,10 +152,15 @@ def model_call(label: str | None, request_log: Any
             status = 499  # the client went away; its call still finishes in the worker
             raise
         finally:
+            elapsed = time.perf_counter() - started  # once, for the metrics and the log line
+            if stats is not None:
+                stats.record(status, elapsed, model_ms)
+            else:
+                metrics.record_unrouted(request, service, label or request.match_info["version"],
+                                        status)
             if request_log is not None:
                 request_log.info("request", request_id=rid, model=name, version=version,
-                                 status=status,
-                                 ms=round((time.perf_counter() - started) * 1000.0, 3))
+                                 status=status, ms=round(elapsed * 1000.0, 3))
 
     return handle
 
@@ -145,9 +179,10 @@ async def errors_as_json(request: web.Request,
                                        "calls are POST /models/{model}/latest/model"),
                               request_id(request.headers.get("X-Request-Id")))
     except web.HTTPMethodNotAllowed as exc:
-        return error_response(MethodNotAllowed(
-            f"{request.method} is not allowed here; use {', '.join(sorted(exc.allowed_methods))}"
-        ), request_id(request.headers.get("X-Request-Id")))
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        error = MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}")
+        error.headers = {"Allow": allowed}  # a 405 must say what is allowed (RFC 9110)
+        return error_response(error, request_id(request.headers.get("X-Request-Id")))
     except web.HTTPException:
         raise
     except Exception:
@@ -156,10 +191,13 @@ async def errors_as_json(request: web.Request,
         return error_response(ModelgateError("internal error; see the gateway log"), rid)
 
 
+@documented("Liveness", "operations", response=dict[str, str])
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"}, dumps=lambda o: _encode(o).decode())
 
 
+@documented("Readiness: every served version has a ready worker (503 and why not otherwise)",
+            "operations", response=dict[str, Any], also=(503,))
 async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     versions = service.readiness()
@@ -198,6 +236,14 @@ def create_app(deployment: Deployment, progress: Progress | None = None,
     add("POST", r"/models/{model}/{version:\d+}/model", model_call(None, request_log))
     add("GET", "/healthz", healthz)
     add("GET", "/readyz", readyz)
+    metrics.install(app)
+    from gateway import catalogue  # after the calls: GET /models/{m} is never tried for them
+
+    catalogue.install(app)
+    from gateway import openapi, v2  # the Open Inference Protocol; v2 imports from here
+
+    v2.install(app)
+    openapi.install(app)  # last: the document describes every route added before it
     return app
 
 

@@ -32,6 +32,7 @@ import structlog
 import zmq
 
 from gateway.errors import Overloaded, Timeout, Unavailable, WorkerLost
+from gateway.metrics import VersionStats
 from workers.wire import (
     HEARTBEAT_S,
     LIVENESS_S,
@@ -114,6 +115,7 @@ class VersionPool:
     depth: int = 2  # calls a worker may hold now (see QUEUED_WORK_MS)
     batch_size: int = 0  # > 1: batched version; workers hold two batches' worth of calls
     on_change: list[Callable[[VersionPool], None]] = field(default_factory=list)
+    stats: VersionStats = field(default_factory=VersionStats)  # see gateway.metrics
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -162,6 +164,7 @@ class Dispatcher:
         self._local.bind(address)
         self.attach(self._local)
         self._pools: dict[tuple[str, int, str], VersionPool] = {}
+        self.stats: dict[tuple[str, int], VersionStats] = {}  # per (model, version), for /metrics
         self._workers: dict[bytes, WorkerLink] = {}
         self._ids = itertools.count(1)
         self._dirty: list[WorkerLink] = []
@@ -183,9 +186,14 @@ class Dispatcher:
 
     def add_pool(self, pool: VersionPool) -> None:
         self._pools[pool.key] = pool
+        # New content for a served version keeps counting where the old pool's counters are.
+        pool.stats = self.stats.setdefault((pool.model, pool.version), pool.stats)
 
     def remove_pool(self, pool: VersionPool) -> None:
         self._pools.pop(pool.key, None)
+        if not any(p.model == pool.model and p.version == pool.version
+                   for p in self._pools.values()):
+            self.stats.pop((pool.model, pool.version), None)
         for worker in list(pool.workers):
             self.lose_worker(worker, "the pool was stopped")
         self._fail_waiting(pool, Unavailable(f"{pool.model} v{pool.version} was stopped"))

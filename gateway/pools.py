@@ -70,6 +70,8 @@ class PoolProcess:
             if isinstance(event, WorkerExited):
                 self.dispatcher.worker_exited(
                     self.pool, event.pid, f"the worker process exited with code {event.code}")
+                if not self.stopping:  # the pool parent starts a replacement
+                    self.pool.stats.worker_restarts += 1
             elif isinstance(event, LoadFailed):
                 log.error("load_failed", model=self.spec.model, version=self.spec.version,
                           reason=event.reason)
@@ -83,6 +85,7 @@ class PoolProcess:
             self.restarts = 0  # it had been serving: a crash now is not a crash loop
         delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** min(self.restarts, 10))
         self.restarts += 1
+        self.pool.stats.pool_restarts += 1
         # A crashed pool is restarted at once (its calls wait in the queue, bounded by their
         # timeouts); only a script that cannot load (LoadFailed) makes calls fail fast.
         log.warning("pool_exited", model=self.spec.model, version=self.spec.version, code=code,
