@@ -229,6 +229,9 @@ def create_app(deployment: Deployment, progress: Progress | None = None,
 
     async_predictions.install(app)  # after `pools`: starts once they are up, stops before
     webui.install(app)
+    from gateway import admin  # /admin/reload and /admin/audit; SIGHUP uses its Reloader
+
+    admin.install(app)
     request_log = logs.request_logger() if deployment.gateway.access_log else None
     add = app.router.add_route
     add("POST", "/models/{model}/latest/model", model_call("latest", request_log))

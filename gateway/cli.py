@@ -98,6 +98,52 @@ def _worker(args: argparse.Namespace) -> int:
     return run_pool(spec, StatusLog())
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from gateway import control, edits
+
+    return control.run_action(args.command, args.config, args.url, args.wait,
+                              lambda audit_log: edits.promote(args.model, args.version))
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from gateway import audit, control, edits
+
+    return control.run_action(args.command, args.config, args.url, args.wait,
+                              lambda audit_log: edits.rollback(args.model,
+                                                               audit.read_from(audit_log)))
+
+
+def _unpublish(args: argparse.Namespace) -> int:
+    from gateway import control, edits
+
+    return control.run_action(args.command, args.config, args.url, args.wait,
+                              lambda audit_log: edits.unpublish(args.model, args.version))
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from gateway import control, edits
+
+    return control.run_action(args.command, args.config, args.url, args.wait,
+                              lambda audit_log: edits.publish(
+                                  args.model, script=args.script, function=args.function,
+                                  language=args.language, workers=args.workers,
+                                  config_path=args.config))
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from gateway import control
+
+    return control.reload(args.config, args.url, args.wait)
+
+
+def _edit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", required=True, help="the deployment file to edit")
+    p.add_argument("--url", help="reload through this gateway's admin API (an admin token in "
+                                 "MODELGATE_TOKEN) instead of SIGHUP to <config>.pid")
+    p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                   help="how long to wait for the gateway's reload (0: do not wait)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelgate",
                                      description="Serve Python and R functions as REST models.")
@@ -140,6 +186,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-key", help="the gateway's public certificate")
     p.add_argument("--json-logs", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(run=_worker)
+
+    p = sub.add_parser("promote", help="send production traffic to version N (advanced routing)")
+    p.add_argument("model")
+    p.add_argument("version", type=int)
+    _edit_options(p)
+    p.set_defaults(run=_promote)
+
+    p = sub.add_parser("rollback", help="promote again the version promoted before this one")
+    p.add_argument("model")
+    _edit_options(p)
+    p.set_defaults(run=_rollback)
+
+    p = sub.add_parser("unpublish", help="stop serving version N (404 afterwards)")
+    p.add_argument("model")
+    p.add_argument("version", type=int)
+    _edit_options(p)
+    p.set_defaults(run=_unpublish)
+
+    p = sub.add_parser("publish", help="add the next version of a model")
+    p.add_argument("model")
+    p.add_argument("--script", required=True,
+                   help="the script (from here, or relative to the config file)")
+    p.add_argument("--function", required=True, help="the function to call")
+    p.add_argument("--language", choices=("python", "r"),
+                   help="default: from the script's suffix (.py, .R)")
+    p.add_argument("--workers", type=int, help="default: those of the latest version")
+    _edit_options(p)
+    p.set_defaults(run=_publish)
+
+    p = sub.add_parser("reload", help="make the gateway serving CONFIG reload it")
+    p.add_argument("config")
+    p.add_argument("--url", help="through this gateway's admin API (token in MODELGATE_TOKEN)")
+    p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS")
+    p.set_defaults(run=_reload)
 
     p = sub.add_parser("bench", help="run the benchmark harness (see bench/)")
     p.add_argument("rest", nargs=argparse.REMAINDER)

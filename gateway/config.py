@@ -52,6 +52,14 @@ class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     env: dict[str, str] = {}
     example: Any = None  # a request body shown in the web tester and the start-up curl line
 
+    @property
+    def production(self) -> int | None:
+        """The version ``labels/prod`` serves: the promoted one under advanced routing, else
+        the latest published one (None when none is published)."""
+        if self.routing == "advanced" and self.promoted is not None:
+            return self.promoted
+        return max((n for n, v in self.versions.items() if not v.unpublished), default=None)
+
 
 class TokenRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A named token: the hex SHA-256 of its value (inline, or in the variable ``sha256_env``,
@@ -139,12 +147,19 @@ def load(path: str | os.PathLike[str], *, check_scripts: bool = True,
     path = str(path)
     try:
         with open(path, "rb") as f:
-            raw = yaml.safe_load(f)
+            data = f.read()
     except OSError as exc:
         raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    return load_bytes(data, path, check_scripts=check_scripts, check_secrets=check_secrets)
+
+
+def load_bytes(data: bytes, path: str, **checks: bool) -> Deployment:
+    """Validate a deployment file's bytes already read from ``path`` (see :func:`load`)."""
+    try:
+        raw = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
-    return parse(raw, path, check_scripts=check_scripts, check_secrets=check_secrets)
+    return parse(raw, path, **checks)
 
 
 def parse(raw: Any, path: str, *, check_scripts: bool = True,

@@ -68,7 +68,7 @@ def model_routes(name: str, model: Model, pools: dict[int, VersionPool]) -> Mode
         for n, pool in pools.items()
     }
     latest = max(versions)
-    production = model.promoted if model.routing == "advanced" and model.promoted else latest
+    production = model.production or latest
     return ModelRoutes(
         name=name, config=model, public=model.access.public,
         allowed=frozenset(model.access.tokens), versions=versions,

@@ -3,6 +3,8 @@
 The CLI controls the process: aiohttp runs under ``AppRunner`` on the uvloop event loop,
 start-up progress of the pools goes to stderr, and SIGTERM/SIGINT stop accepting connections,
 let in-flight calls finish (bounded by ``gateway.drain_timeout_s``), then stop the pools.
+SIGHUP reloads the config file (see :mod:`gateway.admin`); ``<config>.pid`` names this process
+while it serves, so ``modelgate promote`` can send it. Start and stop go to the audit log.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import gc
 import shlex
 import signal
 import sys
+from pathlib import Path
+from typing import Literal
 
 import msgspec
 import structlog
 import uvloop
 from aiohttp import web
 
-from gateway import __version__, logs
-from gateway.app import create_app
+from gateway import __version__, admin, control, logs
+from gateway.app import SERVICE, create_app
+from gateway.audit import AuditLine, now
 from gateway.config import ConfigError, Deployment, load
 from gateway.dispatch import VersionPool
 
@@ -67,6 +72,44 @@ class StartupProgress:
 async def _serve(deployment: Deployment, json_logs: bool) -> int:
     host, port = _split_listen(deployment.gateway.listen)
     print(f"modelgate {__version__}: starting {deployment.path}", file=sys.stderr, flush=True)
+    loop = asyncio.get_running_loop()
+    hangup = asyncio.Event()  # a SIGHUP during start-up is served once the pools are up
+    loop.add_signal_handler(signal.SIGHUP, hangup.set)
+    pid_path = _claim(deployment)
+    try:
+        return await _run(deployment, json_logs, host, port, hangup)
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        if pid_path is not None:
+            control.remove_pid_file(pid_path)
+
+
+def _claim(deployment: Deployment) -> Path | None:
+    """Write ``<config>.pid``; without it (a read-only directory) the CLI cannot find this
+    process, and reloads go through the admin API or a SIGHUP sent by hand."""
+    try:
+        return control.write_pid_file(deployment.path)
+    except OSError as exc:
+        log.warning("pid_file_unwritable", path=str(control.pid_file(deployment.path)),
+                    error=exc.strerror, hint="reload with the admin API or SIGHUP instead")
+        return None
+
+
+async def _reload_on_hangup(reloader: admin.Reloader, hangup: asyncio.Event) -> None:
+    """Signals as events: SIGHUPs during a reload make one more reload after it."""
+    while True:
+        await hangup.wait()
+        hangup.clear()
+        try:
+            await reloader.reload("gateway")
+        except (admin.BadConfig, admin.ReloadFailed):
+            pass  # logged and audited; the old config keeps serving
+        except Exception:
+            log.exception("reload_crashed")  # keep listening for the next SIGHUP
+
+
+async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
+               hangup: asyncio.Event) -> int:
     app = create_app(deployment, StartupProgress(), json_logs)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -80,6 +123,10 @@ async def _serve(deployment: Deployment, json_logs: bool) -> int:
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    service = app[SERVICE]
+    await admin.record(service, _gateway_event("start", f"serving {deployment.path} on "
+                                                        f"{host}:{port}"))
+    reloads = asyncio.create_task(_reload_on_hangup(app[admin.RELOADER], hangup))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # Everything allocated so far lives as long as the process: keep it out of the collector's
@@ -93,9 +140,16 @@ async def _serve(deployment: Deployment, json_logs: bool) -> int:
     await stop.wait()
     print("modelgate: stopping (finishing calls in flight)", file=sys.stderr, flush=True)
     log.info("stopping")
+    reloads.cancel()
+    await asyncio.gather(reloads, return_exceptions=True)
+    await admin.record(service, _gateway_event("stop", "SIGTERM or SIGINT: draining"))
     await runner.cleanup()
     logs.drain()
     return 0
+
+
+def _gateway_event(action: Literal["start", "stop"], details: str) -> AuditLine:
+    return AuditLine(time=now(), actor="gateway", action=action, details=details)
 
 
 def _announce(deployment: Deployment, host: str, port: int) -> None:

@@ -1,0 +1,189 @@
+"""Hot reload of the served config, and the admin API (SPEC §5, §6).
+
+A reload reads the file the gateway serves, validates it, and hands it to
+:meth:`Service.reload` (new pools ready before the routing table is swapped, unchanged pools
+kept warm). An invalid file, or new pools that cannot come up, change nothing: the old config
+keeps serving, and the failure is logged and audited as ``reload_failed``. SIGHUP and
+``POST /admin/reload`` take the same path, one reload at a time.
+
+The admin API answers admin tokens only (``admin: true`` in the config): 401 without a known
+token, 403 for a token that is not an admin. Its errors: 400 ``bad_config`` (the file is not
+valid: the message lists every problem) and 500 ``reload_failed`` (the new pools could not
+start: the message names the version and its reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from gateway import audit
+from gateway.app import SERVICE
+from gateway.config import ConfigError, Deployment, load_bytes
+from gateway.errors import BadRequest, ModelgateError
+from gateway.openapi import documented
+from gateway.service import ReloadError, Service
+
+log = structlog.get_logger("modelgate.admin")
+
+AUDIT_LIMIT_DEFAULT = 100
+AUDIT_LIMIT_MAX = 1000
+
+
+class BadConfig(ModelgateError):
+    status, type = 400, "bad_config"
+
+
+class ReloadFailed(ModelgateError):
+    status, type = 500, "reload_failed"
+
+
+class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a reload did: pools started, kept warm and stopped, and where production goes."""
+
+    config: str
+    config_sha256: str
+    started: list[str]
+    kept: list[str]
+    stopped: list[str]
+    production: dict[str, int]
+
+
+class AuditPage(msgspec.Struct, frozen=True):
+    lines: list[audit.AuditLine]
+
+
+class Reloader:
+    """Reloads the service from its config file; every outcome goes to the audit log."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._one_at_a_time = asyncio.Lock()
+
+    async def reload(self, actor: str) -> ReloadReport:
+        """Serve what the file now says; raise :class:`BadConfig` or :class:`ReloadFailed`
+        (after auditing them) when it cannot, the old config still serving."""
+        async with self._one_at_a_time:
+            running = self.service.deployment
+            before = production_versions(running)
+            digest = ""
+            try:
+                data, digest = await asyncio.to_thread(read_file, running.path)
+                deployment = await asyncio.to_thread(load_bytes, data, running.path)
+                deployment = _keep_listen(deployment, running)
+                changes = await self.service.reload(deployment)
+            except (ConfigError, ReloadError) as exc:
+                await self._failed(actor, str(exc), digest)
+                if isinstance(exc, ConfigError):
+                    raise BadConfig(f"the config was not reloaded (the old one keeps "
+                                    f"serving); fix the file and reload again:\n{exc}") from None
+                raise ReloadFailed(f"the new pools could not start, so the old config keeps "
+                                   f"serving: {exc}") from None
+            after = production_versions(deployment)
+            log.info("reloaded", actor=actor, config=running.path, **changes)
+            await record(self.service, audit.AuditLine(
+                time=audit.now(), actor=actor, action="reload",
+                details=_describe(changes, before, after), config_sha256=digest))
+            return ReloadReport(config=running.path, config_sha256=digest, production=after,
+                                **changes)
+
+    async def _failed(self, actor: str, reason: str, digest: str) -> None:
+        log.error("reload_failed", actor=actor, config=self.service.deployment.path,
+                  error=reason)
+        await record(self.service, audit.AuditLine(
+            time=audit.now(), actor=actor, action="reload_failed", result="failed",
+            details=reason, config_sha256=digest or None))
+
+
+def _describe(changes: dict[str, list[str]], before: dict[str, int],
+              after: dict[str, int]) -> str:
+    """``started: m v3; kept: m v1; production: m v1 -> v3`` for the audit line."""
+    moves = [f"{m} v{before[m]} -> v{v}" if m in before else f"{m} v{v}"
+             for m, v in after.items() if before.get(m) != v]
+    return "; ".join(f"{what}: {', '.join(labels)}" for what, labels in (
+        *changes.items(), ("production", moves)) if labels) or "nothing changed"
+
+
+def read_file(path: str) -> tuple[bytes, str]:
+    """The file's bytes and their digest (which names this content in the audit log)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    return data, audit.config_sha256(data)
+
+
+def production_versions(deployment: Deployment) -> dict[str, int]:
+    """Per model, the version ``labels/prod`` serves."""
+    return {name: model.production for name, model in deployment.models.items()
+            if model.production is not None}
+
+
+def _keep_listen(deployment: Deployment, running: Deployment) -> Deployment:
+    """The sockets are bound once: the running address (perhaps from ``--listen``) stays."""
+    settings = msgspec.structs.replace(deployment.gateway, listen=running.gateway.listen)
+    return msgspec.structs.replace(deployment, gateway=settings)
+
+
+async def record(service: Service, line: audit.AuditLine) -> None:
+    """Append to the audit log off the event loop; a log that cannot be written is reported
+    in the gateway's log and does not stop the gateway."""
+    path = audit.audit_path(service.deployment)
+    try:
+        await asyncio.to_thread(audit.append, path, line)
+    except OSError as exc:
+        log.warning("audit_log_unwritable", path=str(path), error=exc.strerror,
+                    action=line.action)
+
+
+# ------------------------------------------------------------------ the admin API
+
+RELOADER = web.AppKey("reloader", Reloader)
+_encode = msgspec.json.Encoder().encode
+_JSON = {"Content-Type": "application/json"}
+
+
+def _admin(request: web.Request) -> str:
+    """The caller's admin token name; 401 or 403 otherwise."""
+    tokens = request.app[SERVICE].tokens
+    return tokens.authorize(request.headers.get("Authorization"), tokens.admins,
+                            "the admin API")
+
+
+@documented("Reload the deployment file", "admin", response=ReloadReport,
+            errors=(400, 401, 403, 500), auth=True)
+async def reload_handler(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    report = await request.app[RELOADER].reload(actor)
+    return web.Response(body=_encode(report), headers=_JSON)
+
+
+@documented("Recent audit log lines; query: model, action, limit (1-1000)", "admin",
+            response=AuditPage, errors=(400, 401, 403), auth=True)
+async def audit_handler(request: web.Request) -> web.Response:
+    _admin(request)
+    query = request.query
+    limit = _limit(query.get("limit"))
+    service = request.app[SERVICE]
+    lines = await asyncio.to_thread(audit.recent, audit.audit_path(service.deployment), limit,
+                                    query.get("model"), query.get("action"))
+    return web.Response(body=_encode(AuditPage(lines)),
+                        headers={**_JSON, "Cache-Control": "no-store"})
+
+
+def _limit(given: str | None) -> int:
+    if given is None:
+        return AUDIT_LIMIT_DEFAULT
+    if not given.isdigit() or not 1 <= int(given) <= AUDIT_LIMIT_MAX:
+        raise BadRequest(f"limit must be a whole number from 1 to {AUDIT_LIMIT_MAX}")
+    return int(given)
+
+
+def install(app: web.Application) -> None:
+    app[RELOADER] = Reloader(app[SERVICE])
+    app.router.add_post("/admin/reload", reload_handler)
+    app.router.add_get("/admin/audit", audit_handler)

@@ -1,0 +1,207 @@
+"""The command line's side of a running gateway: edit its file, audit, make it reload.
+
+``modelgate promote`` and friends edit the deployment file (:mod:`gateway.edits`), append
+the action to the audit log, then make the gateway serving that file reload it: by SIGHUP to
+the process named in ``<config>.pid`` (which the gateway writes while it serves the file), or
+with ``--url`` through its admin API. With SIGHUP, the outcome is the gateway's ``reload`` or
+``reload_failed`` audit line for the very content written (matched by its SHA-256).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway import audit, edits
+
+PathLike = str | os.PathLike[str]
+
+
+def run_action(command: str, config: PathLike, url: str | None, wait: float,
+               make_edit: Callable[[Path], edits.Edit]) -> int:
+    """Edit the file (validated, atomic), audit the action, then make the gateway reload;
+    ``make_edit`` gets the audit log's path (rollback reads it). Returns the exit status."""
+    path = Path(config)
+    try:
+        audit_log = edits.audit_log_of(edits.load_document(_read(path), str(path)), path)
+        change, text = edits.edit_file(path, make_edit(audit_log))
+    except edits.NothingToDo as exc:
+        print(f"{exc}; the file is unchanged")
+        return 0
+    except edits.EditError as exc:
+        print(f"modelgate {command}: {exc}", file=sys.stderr)
+        return 1
+    digest = audit.config_sha256(text)
+    print(f"{path}: {change.summary()}")
+    try:
+        audit.append(audit_log, audit.AuditLine(
+            time=audit.now(), actor=_os_user(), action=change.action, model=change.model,
+            version=change.version, before=change.before, after=change.after,
+            details=change.summary(), config_sha256=digest))
+    except OSError as exc:
+        print(f"modelgate: warning: cannot append to the audit log {audit_log}: "
+              f"{exc.strerror} (rollback relies on it)", file=sys.stderr)
+    return _reload(path, audit_log, digest, url, wait)
+
+
+def reload(config: PathLike, url: str | None, wait: float) -> int:
+    """``modelgate reload``: the gateway serving ``config`` reloads it as it is now."""
+    path = Path(config)
+    try:
+        text = _read(path)
+        audit_log = edits.audit_log_of(edits.load_document(text, str(path)), path)
+    except edits.EditError as exc:
+        print(f"modelgate reload: {exc}", file=sys.stderr)
+        return 1
+    return _reload(path, audit_log, audit.config_sha256(text), url, wait)
+
+
+def _reload(path: Path, audit_log: Path, digest: str, url: str | None, wait: float) -> int:
+    if url:
+        return _reload_through_api(url, wait, digest)
+    offset = audit.size(audit_log)
+    try:
+        pid = signal_reload(path)
+    except PermissionError:
+        print(f"modelgate: not allowed to signal the gateway serving {path}; run this as its "
+              "user, or reload through its admin API (--url and MODELGATE_TOKEN)",
+              file=sys.stderr)
+        return 1
+    if pid is None:
+        print(f"no gateway is serving {path} (no live {pid_file(path).name}); the change "
+              "takes effect when one starts")
+        return 0
+    if wait <= 0:
+        print(f"sent SIGHUP to the gateway (pid {pid})")
+        return 0
+    line = audit.wait_for_reload(audit_log, offset, digest, wait)
+    if line is None:
+        print(f"modelgate: the gateway (pid {pid}) did not report a reload of this file within "
+              f"{wait:g} s; see its log or {audit_log}", file=sys.stderr)
+        return 1
+    if line.action == "reload_failed":
+        print(f"modelgate: the file is changed but the gateway (pid {pid}) kept serving its "
+              f"old config:\n{line.details}\nfix the file, then run `modelgate reload "
+              f"{path}`", file=sys.stderr)
+        return 1
+    print(f"gateway (pid {pid}) reloaded: {line.details}")
+    return 0
+
+
+def _reload_through_api(url: str, wait: float, digest: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    import msgspec
+
+    from gateway.admin import ReloadReport
+    from gateway.app import ErrorBody
+
+    token = os.environ.get("MODELGATE_TOKEN")
+    if not token:
+        print("modelgate: --url needs an admin token in the MODELGATE_TOKEN environment "
+              "variable", file=sys.stderr)
+        return 1
+    request = urllib.request.Request(f"{url.rstrip('/')}/admin/reload", data=b"",
+                                     method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=max(wait, 1.0) + 10) as response:
+            report = msgspec.json.decode(response.read(), type=ReloadReport)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = msgspec.json.decode(exc.read(), type=ErrorBody).error.message
+        except msgspec.DecodeError:
+            message = f"HTTP {exc.code}"
+        print(f"modelgate: the gateway at {url} did not reload: {message}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"modelgate: cannot reach the gateway at {url}: {exc}", file=sys.stderr)
+        return 1
+    changes = "; ".join(f"{what}: {', '.join(labels)}" for what, labels in (
+        ("started", report.started), ("stopped", report.stopped)) if labels)
+    production = ", ".join(f"{m} v{n}" for m, n in report.production.items())
+    print(f"gateway at {url} reloaded: {changes or 'no pool changed'}; production: "
+          f"{production}")
+    if report.config_sha256 != digest:
+        print(f"modelgate: warning: the gateway at {url} reloaded {report.config}, whose "
+              "content differs from this file; is it serving another copy?", file=sys.stderr)
+    return 0
+
+
+def _os_user() -> str:
+    """Who ran the command, for the audit log (a container user may have no passwd entry)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise edits.EditError(f"{path}: cannot read the file: {exc.strerror}") from None
+
+
+# ------------------------------------------------------------------ the pid file
+
+def pid_file(config: PathLike) -> Path:
+    return Path(f"{Path(config).resolve()}.pid")
+
+
+def write_pid_file(config: PathLike) -> Path:
+    """Claim the config for this process; raises OSError (e.g. a read-only directory)."""
+    path = pid_file(config)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(f"{os.getpid()}\n")
+    os.replace(temporary, path)
+    return path
+
+
+def remove_pid_file(path: Path) -> None:
+    """Remove the file if it still names this process (another gateway may have taken over)."""
+    if _read_pid(path) == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def signal_reload(config: PathLike) -> int | None:
+    """SIGHUP to the gateway serving ``config``: its pid, or None when none is. The process
+    must still be a modelgate gateway: a stale file must not make us signal whatever process
+    got that number since."""
+    pid = _read_pid(pid_file(config))
+    if pid is None or not _is_gateway(pid):
+        return None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_gateway(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's: the SIGHUP itself will say so
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc on this system: trust the file
+    except OSError:
+        return False
+    return b"serve" in argv and any(b"modelgate" in a or b"gateway.cli" in a for a in argv)

@@ -1,0 +1,225 @@
+"""The CLI's version actions as YAML edits (SPEC §6, §8): comments and order survive, what the
+gateway would refuse is refused with a message saying what to do, and a refused edit leaves
+the file as it was. Also the audit log the rollback reads."""
+
+import os
+import stat
+
+import pytest
+
+from conftest import EXAMPLES
+from gateway import audit, edits
+from gateway.audit import AuditLine
+
+SCRIPT = EXAMPLES / "basics" / "basics.py"
+
+CONFIG = f"""\
+# the deployment (this comment must survive)
+gateway:
+  audit_log: audit.jsonl   # beside this file
+
+models:
+  wine:
+    description: "quoted, kept quoted"
+    access: {{public: true}}
+    routing: advanced      # prod is the promoted version
+    promoted: 1            # changed by `modelgate promote`
+    versions:
+      1: {{language: python, script: {SCRIPT}, function: add, workers: 2}}
+      # version 2 is the candidate
+      2: {{language: python, script: {SCRIPT}, function: add, workers: 3}}
+      3: {{language: python, script: {SCRIPT}, function: add, unpublished: true}}
+  plain:
+    access: {{public: true}}
+    versions:
+      1:
+        language: python
+        script: {SCRIPT}
+        function: add
+      2:
+        language: python
+        script: {SCRIPT}
+        function: echo
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "deploy.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def apply(path, edit):
+    change, text = edits.edit_file(path, edit)
+    assert path.read_bytes() == text
+    return change, text.decode()
+
+
+def refused(path, edit, *words):
+    before = path.read_bytes()
+    with pytest.raises(edits.EditError) as error:
+        edits.edit_file(path, edit)
+    assert path.read_bytes() == before, "a refused edit changed the file"
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "a temporary file was left"
+    for word in words:
+        assert word in str(error.value)
+    return str(error.value)
+
+
+def promotion(model, before, after, action="promote"):
+    return AuditLine(time=audit.now(), actor="me", action=action, model=model, version=after,
+                     before=before, after=after)
+
+
+# ------------------------------------------------------------------ promote
+
+def test_promote_changes_only_the_promoted_line_and_keeps_comments(config):
+    change, text = apply(config, edits.promote("wine", 2))
+    assert (change.before, change.after, change.version) == (1, 2, 2)
+    assert change.summary() == "wine: promote v2 (production v1 -> v2)"
+    expected = CONFIG.replace("promoted: 1            #", "promoted: 2            #")
+    assert text == expected
+
+
+def test_promote_refuses_what_cannot_be_promoted(config):
+    refused(config, edits.promote("beer", 1), "no model named `beer`", "wine, plain")
+    refused(config, edits.promote("wine", 7), "has no version 7", "1, 2, 3")
+    refused(config, edits.promote("wine", 3), "version 3 of `wine` is unpublished")
+    refused(config, edits.promote("plain", 1), "basic routing", "routing: advanced")
+
+
+def test_promoting_the_promoted_version_is_nothing_to_do(config):
+    with pytest.raises(edits.NothingToDo):
+        edits.edit_file(config, edits.promote("wine", 1))
+    assert config.read_text() == CONFIG
+
+
+# ------------------------------------------------------------------ rollback
+
+def test_each_rollback_undoes_one_more_promotion():
+    history = [promotion("wine", 1, 2), promotion("other", 5, 6), promotion("wine", 2, 3)]
+    assert edits.previous_promotions(history, "wine") == [1, 2]
+    history.append(promotion("wine", 3, 2, action="rollback"))
+    assert edits.previous_promotions(history, "wine") == [1]
+    failed = AuditLine(time="t", actor="me", action="promote", model="wine", before=2, after=1,
+                       result="failed")
+    assert edits.previous_promotions([*history, failed], "wine") == [1]
+
+
+def test_rollback_returns_to_the_previously_promoted_version(config):
+    _, _ = apply(config, edits.promote("wine", 2))
+    change, text = apply(config, edits.rollback("wine", [promotion("wine", 1, 2)]))
+    assert (change.action, change.before, change.after) == ("rollback", 2, 1)
+    assert "promoted: 1            # changed by" in text
+
+
+def test_rollback_without_an_earlier_promotion_is_refused(config):
+    refused(config, edits.rollback("wine", []), "no earlier promotion of `wine`",
+            "modelgate promote wine N")
+    refused(config, edits.rollback("wine", [promotion("wine", 3, 1)]),
+            "previously promoted version 3 of `wine` is unpublished")
+    refused(config, edits.rollback("plain", [promotion("plain", 1, 2)]), "basic routing")
+
+
+# ------------------------------------------------------------------ unpublish
+
+def test_unpublish_marks_the_version_and_keeps_its_style(config):
+    change, text = apply(config, edits.unpublish("wine", 2))
+    assert (change.before, change.after) == (1, 1)
+    assert f"2: {{language: python, script: {SCRIPT}, function: add, workers: 3, " \
+           "unpublished: true}" in text
+    assert "# version 2 is the candidate" in text
+
+
+def test_unpublishing_the_latest_under_basic_routing_moves_production_back(config):
+    change, text = apply(config, edits.unpublish("plain", 2))
+    assert (change.before, change.after) == (2, 1)
+    assert "        function: echo\n        unpublished: true\n" in text
+
+
+def test_unpublish_refuses_the_promoted_and_the_only_published_version(config):
+    refused(config, edits.unpublish("wine", 1), "promoted version of `wine`",
+            "promote another version first")
+    apply(config, edits.unpublish("plain", 2))
+    refused(config, edits.unpublish("plain", 1), "only published version")
+    with pytest.raises(edits.NothingToDo):
+        edits.edit_file(config, edits.unpublish("wine", 3))
+
+
+# ------------------------------------------------------------------ publish
+
+def test_publish_adds_the_next_number_like_its_neighbours(config, tmp_path):
+    change, text = apply(config, edits.publish(
+        "wine", script=str(SCRIPT), function="echo", config_path=config))
+    assert (change.version, change.before, change.after) == (4, 1, 1)  # after unpublished 3
+    # flow style and workers of the latest published version (2)
+    assert f"      4: {{language: python, script: {SCRIPT}, function: echo, workers: 3}}\n" \
+        in text
+
+
+def test_publish_writes_the_script_relative_to_the_config(config, tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "fn.py").write_bytes(SCRIPT.read_bytes())
+    change, text = apply(config, edits.publish(
+        "plain", script="fn.py", function="add", workers=2, config_path=config, cwd=scripts))
+    assert (change.version, change.before, change.after) == (3, 2, 3)  # basic: prod moves
+    assert "      3:\n        language: python\n        script: scripts/fn.py\n" \
+           "        function: add\n        workers: 2\n" in text
+    # with no directory in common (say /tmp and /work), the absolute path
+    _, text = apply(config, edits.publish("plain", script=SCRIPT.name, function="add",
+                                          config_path=config, cwd=SCRIPT.parent))
+    apart = os.path.commonpath([SCRIPT, tmp_path]) == "/"
+    written = SCRIPT if apart else os.path.relpath(SCRIPT, tmp_path)
+    assert f"      4:\n        language: python\n        script: {written}\n" in text
+
+
+def test_publish_refuses_a_missing_script_or_function(config, tmp_path):
+    with pytest.raises(edits.EditError, match=r"script nope\.py does not exist"):
+        edits.publish("wine", script="nope.py", function="f", config_path=config, cwd=tmp_path)
+    with pytest.raises(edits.EditError, match="give --language"):
+        edits.publish("wine", script=str(config), function="f", config_path=config)
+    message = refused(config, edits.publish("wine", script=str(SCRIPT), function="missing",
+                                            config_path=config),
+                      "left unchanged", "models.wine.versions.4.function")
+    assert "missing is not defined" in message
+
+
+def test_an_edit_keeps_the_files_permissions(config):
+    config.chmod(0o640)
+    apply(config, edits.promote("wine", 2))
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+
+
+def test_the_audit_log_is_found_beside_the_config(config, tmp_path):
+    doc = edits.load_document(config.read_bytes(), str(config))
+    assert edits.audit_log_of(doc, config) == tmp_path / "audit.jsonl"
+
+
+def test_a_file_that_is_not_a_deployment_is_refused(tmp_path):
+    with pytest.raises(edits.EditError, match="not valid YAML"):
+        edits.load_document(b"models: [", "x.yaml")
+    with pytest.raises(edits.EditError, match="with a `models` section"):
+        edits.load_document(b"- 1\n", "x.yaml")
+
+
+# ------------------------------------------------------------------ the audit log
+
+def test_audit_lines_are_appended_and_read_back_newest_last(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "READ_BLOCK", 64)  # lines cross block boundaries
+    path = tmp_path / "audit.jsonl"
+    for n in range(1, 8):
+        audit.append(path, promotion("a" if n % 2 else "b", n - 1, n))
+    with path.open("ab") as f:
+        f.write(b"not json\n")
+    assert [line.after for line in audit.read_from(path)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [line.after for line in audit.recent(path, 2, model="a")] == [5, 7]
+    assert [line.after for line in audit.recent(path, 100, model="b")] == [2, 4, 6]
+    assert audit.recent(path, 5, action="rollback") == []
+    offset = audit.size(path)
+    audit.append(path, AuditLine(time="t", actor="gateway", action="reload",
+                                 config_sha256="abc"))
+    assert audit.wait_for_reload(path, offset, "abc", 1).action == "reload"
+    assert audit.wait_for_reload(path, offset, "other", 0.2, poll_s=0.05) is None
+    assert audit.recent(tmp_path / "none.jsonl", 5) == []
