@@ -43,9 +43,7 @@ def main() -> int:
                           "configs/basics.yaml")
     kills: list[int] = []
     with running(contender, BODY) as (url, pid):
-        stop = threading.Event()
-
-        def killer() -> None:
+        def killer(stop: threading.Event) -> None:
             while not stop.wait(2.0):
                 candidates = workers_of(pid)
                 if candidates:
@@ -57,13 +55,7 @@ def main() -> int:
                         pass
 
         print(f"chaos: c=64 for {seconds:g} s, a worker killed every 2 s", file=sys.stderr)
-        thread = threading.Thread(target=killer)
-        thread.start()
-        try:
-            chaos = wrk.run(url, BODY, 64, seconds)
-        finally:
-            stop.set()
-            thread.join()
+        chaos = wrk.run_while(url, BODY, 64, seconds, killer)
         time.sleep(3)  # the pools restart their workers
         print("after recovery: c=64 for 10 s", file=sys.stderr)
         calm = wrk.run(url, BODY, 64, 10)

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -71,3 +73,17 @@ def run(url: str, body: bytes, concurrency: int, seconds: float, token: str = ""
     requests, duration_us, p50, p99, socket_errors, non2xx = map(int, match.groups())
     return Measurement(rps=requests / (duration_us / 1e6), p50_ms=p50 / 1000, p99_ms=p99 / 1000,
                        socket_errors=socket_errors, non2xx=non2xx)
+
+
+def run_while(url: str, body: bytes, concurrency: int, seconds: float,
+              disturb: Callable[[threading.Event], None]) -> Measurement:
+    """:func:`run`, while ``disturb`` runs in a thread (killing workers, switching versions);
+    it is handed an event that is set when the measurement ends, and should return then."""
+    stop = threading.Event()
+    thread = threading.Thread(target=disturb, args=(stop,))
+    thread.start()
+    try:
+        return run(url, body, concurrency, seconds)
+    finally:
+        stop.set()
+        thread.join()
