@@ -32,6 +32,7 @@ from gateway.errors import (
 from gateway.openapi import documented
 from gateway.routing import Release
 from gateway.service import Progress, Service
+from workers.wire import Envelope
 
 SERVICE = web.AppKey("service", Service)
 log = structlog.get_logger("modelgate.gateway")
@@ -52,14 +53,6 @@ class ErrorBody(msgspec.Struct, frozen=True):
     """Every error the gateway returns: ``{"error": {"type", "message", "request_id"}}``."""
 
     error: ErrorDetail
-
-
-class Envelope(msgspec.Struct, frozen=True):
-    """A model call's arguments: named ones in ``data`` or positional ones in ``parameters``.
-    Only the worker decodes it (workers/worker.py); this type describes it for the document."""
-
-    data: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    parameters: list[Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 class CallResponse(msgspec.Struct, frozen=True):
@@ -237,8 +230,8 @@ def create_app(deployment: Deployment, progress: Progress | None = None,
     add("POST", "/models/{model}/latest/model", model_call("latest", request_log))
     add("POST", "/models/{model}/labels/prod/model", model_call("prod", request_log))
     add("POST", r"/models/{model}/{version:\d+}/model", model_call(None, request_log))
-    add("GET", "/healthz", healthz)
-    add("GET", "/readyz", readyz)
+    app.router.add_get("/healthz", healthz)  # and HEAD, for load balancers that probe so
+    app.router.add_get("/readyz", readyz)
     metrics.install(app)
     from gateway import catalogue  # after the calls: GET /models/{m} is never tried for them
 

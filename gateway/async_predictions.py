@@ -29,10 +29,11 @@ import structlog
 from aiohttp import web
 
 from gateway import logs
-from gateway.app import SERVICE, Envelope, error_response, read_body, request_id
-from gateway.errors import ModelgateError, NotFound, Overloaded
+from gateway.app import SERVICE, error_response, read_body, request_id
+from gateway.errors import BadRequest, ModelgateError, NotFound, Overloaded
 from gateway.openapi import documented
 from gateway.service import Service
+from workers.wire import BadEnvelope, Envelope, decode_envelope
 
 log = structlog.get_logger("modelgate.async")
 T = TypeVar("T")
@@ -343,6 +344,10 @@ async def submit(request: web.Request) -> web.Response:
     try:
         token, _ = _caller(request, service, name)
         body = await read_body(request, service.deployment.gateway.max_body_bytes)
+        try:  # stored now, run later: refuse a body that is not a call while the caller waits
+            decode_envelope(body)
+        except BadEnvelope as exc:
+            raise BadRequest(str(exc)) from None
         pid = await request.app[RUNNER].submit(name, token, body)
     except ModelgateError as exc:
         return error_response(exc, rid)

@@ -21,8 +21,8 @@ from collections import deque
 from workers.connection import GatewayConnection
 from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
-from workers.wire import Call, PoolSpec, Reply
-from workers.worker import Envelope, failure_reply, parse
+from workers.wire import Call, Envelope, PoolSpec, Reply
+from workers.worker import failure_reply, parse
 
 
 def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:

@@ -16,7 +16,7 @@ Nothing else is imported across the gateway/workers boundary.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 import msgspec
 
@@ -90,6 +90,42 @@ LIVENESS_S = 3.5  # a worker not heard from for this long is lost
 encode_frame = msgspec.msgpack.Encoder().encode
 decode_worker_frame = msgspec.msgpack.Decoder(WorkerFrame).decode
 decode_gateway_frame = msgspec.msgpack.Decoder(GatewayFrame).decode
+
+# ---------------------------------------------------------------- the request body
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """A model call's body: named arguments in ``data`` or positional ones in ``parameters``.
+    Workers decode it; the gateway only checks it where a call is stored before it runs."""
+
+    data: dict[str, Any] | None = None
+    parameters: list[Any] | None = None
+
+
+class BadEnvelope(ValueError):
+    """A body that is not a call; the message says what to send instead."""
+
+
+USAGE = 'Send {"data": {"name": value, ...}} or {"parameters": [value, ...]}.'
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+
+
+def decode_envelope(body: bytes) -> Envelope:
+    """The call's arguments; raises :class:`BadEnvelope` saying what is wrong with ``body``."""
+    try:
+        envelope = _decode_envelope(body)
+    except msgspec.ValidationError as exc:
+        raise BadEnvelope(f"request body: {exc}. {USAGE}") from None
+    except msgspec.DecodeError as exc:
+        raise BadEnvelope(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadEnvelope("request body is nested too deeply") from None
+    if envelope.data is None and envelope.parameters is None:
+        raise BadEnvelope(f"no arguments given. {USAGE}")
+    if envelope.data is not None and envelope.parameters is not None:
+        raise BadEnvelope('give either "data" or "parameters", not both')
+    return envelope
+
 
 # ---------------------------------------------------------------- pool status channel
 

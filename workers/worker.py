@@ -10,53 +10,33 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import Any
 
-import msgspec
 import structlog
 
 from workers.connection import GatewayConnection
 from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
-from workers.wire import Call, CallError, PoolSpec, Reply
+from workers.wire import (
+    BadEnvelope,
+    Call,
+    CallError,
+    Envelope,
+    PoolSpec,
+    Reply,
+    decode_envelope,
+)
 
 log = structlog.get_logger("modelgate.worker")
 
 FLUSH_AFTER_S = 0.001
 
 
-class Envelope(msgspec.Struct):
-    """The request body: named arguments in ``data`` or positional ones in ``parameters``."""
-
-    data: dict[str, Any] | None = None
-    parameters: list[Any] | None = None
-
-
-_decode_envelope = msgspec.json.Decoder(Envelope).decode
-
-_USAGE = 'Send {"data": {"name": value, ...}} or {"parameters": [value, ...]}.'
-
-
-def _bad_request(message: str) -> CallError:
-    return CallError(400, "bad_request", message)
-
-
 def parse(call: Call) -> Envelope | Reply:
     """The call's arguments, or the 400 reply that says what is wrong with its body."""
     try:
-        envelope = _decode_envelope(call.body)
-    except msgspec.ValidationError as exc:
-        return Reply(call.id, 0.0, error=_bad_request(f"request body: {exc}. {_USAGE}"))
-    except msgspec.DecodeError as exc:
-        return Reply(call.id, 0.0, error=_bad_request(f"request body is not valid JSON: {exc}"))
-    except RecursionError:
-        return Reply(call.id, 0.0, error=_bad_request("request body is nested too deeply"))
-    if envelope.data is None and envelope.parameters is None:
-        return Reply(call.id, 0.0, error=_bad_request(f"no arguments given. {_USAGE}"))
-    if envelope.data is not None and envelope.parameters is not None:
-        return Reply(call.id, 0.0, error=_bad_request(
-            'give either "data" or "parameters", not both'))
-    return envelope
+        return decode_envelope(call.body)
+    except BadEnvelope as exc:
+        return Reply(call.id, 0.0, error=CallError(400, "bad_request", str(exc)))
 
 
 def failure_reply(call_id: int, exc: Exception) -> Reply:

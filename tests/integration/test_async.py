@@ -104,7 +104,6 @@ async def test_a_prediction_is_queued_then_running_before_it_succeeds(gw, http):
 @pytest.mark.parametrize("model, body, error_type, words", [
     ("refuse", {"parameters": [3]}, "model_error", "ValueError: cannot predict from 3"),
     ("double", {"parameters": [1, 2]}, "bad_arguments", "takes at most 1"),
-    ("double", b"{not json", "bad_request", "not valid JSON"),
 ])
 async def test_a_failing_call_ends_failed_with_its_error(gw, http, model, body, error_type,
                                                          words):
@@ -114,6 +113,22 @@ async def test_a_failing_call_ends_failed_with_its_error(gw, http, model, body, 
     [error] = final["errors"]
     assert set(error) == {"type", "message"} and error["type"] == error_type
     assert words in error["message"]
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"{not json", "not valid JSON"),
+    (b"\x00", "not valid JSON"),
+    (b"{}", "no arguments given"),
+    (b'{"data": {"x": 1}, "parameters": [1]}', "not both"),
+    (b'{"parameters": 3}', "Expected `array | null`"),
+])
+async def test_a_body_that_is_not_a_call_is_refused_at_submit(gw, http, body, words):
+    async with http.post(f"{gw.url}{ASYNC}/double", data=body,
+                         headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400, await resp.text()
+        error = (await resp.json())["error"]
+    assert error["type"] == "bad_request" and words in error["message"]
+    assert "Location" not in resp.headers  # nothing was stored
 
 
 async def test_an_unknown_model_or_prediction_is_404(gw, http):

@@ -123,6 +123,13 @@ async def test_nesting_within_the_size_limit_is_a_400(gateway_factory, http):
 async def test_a_wrong_method_is_405_json(gw, http):
     async with http.get(gw.model_url("area")) as resp:
         await error_of(resp, 405, "method_not_allowed")
+        assert resp.headers["Allow"] == "POST"
+
+
+async def test_health_answers_head_as_load_balancers_probe(gw, http):
+    for path in ("/healthz", "/readyz"):
+        async with http.head(gw.url + path) as resp:
+            assert resp.status == 200, path
 
 
 async def test_any_content_type_carrying_json_is_served(gw, http):
