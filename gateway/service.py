@@ -45,6 +45,7 @@ class Service:
         self.runtime_dir = tempfile.mkdtemp(prefix="modelgate-")
         self.dispatcher: Dispatcher | None = None
         self.pools: dict[PoolKey, PoolProcess] = {}
+        self.starting: list[PoolProcess] = []  # a reload's new pools, until the switch
         self.table = RoutingTable({})
         self.remote: RemoteListener | None = None
         self._reloading = asyncio.Lock()
@@ -69,7 +70,9 @@ class Service:
         async with self._reloading:
             planned = self._plan(deployment)
             fresh = [p for key, p in planned.items() if key not in self.pools]
+            self.starting = fresh  # a stop that cancels this reload stops them too
             await self._bring_up(fresh, None)
+            self.starting = []
             failed = [p for p in fresh if not p.pool.ready]
             if failed:
                 await self._take_down(fresh)
@@ -89,7 +92,7 @@ class Service:
             }
 
     async def stop(self) -> None:
-        await self._take_down(list(self.pools.values()))
+        await self._take_down([*self.pools.values(), *self.starting])
         if self.remote is not None:
             self.remote.zap.close()
         if self.dispatcher is not None:

@@ -5,6 +5,8 @@ import asyncio
 import os
 import signal
 
+import yaml
+
 from conftest import TEST_MODELS, version
 
 SCRIPT = TEST_MODELS / "faults.py"
@@ -67,3 +69,21 @@ async def test_sigkill_of_the_gateway_leaves_no_orphans(gateway_factory, http):
     gw.process.send_signal(signal.SIGKILL)
     await gw.process.wait()
     await until_gone(tree, timeout=10)
+
+
+async def test_sigterm_during_a_reload_stops_the_pools_it_was_starting(gateway_factory):
+    gw = await gateway_factory(CONFIG)
+    serving = set(descendants(gw.process.pid))
+    config = {"models": {**CONFIG["models"], "loading": {
+        "access": {"public": True},
+        "versions": {1: version(TEST_MODELS / "slow_to_load.py", "predict")}}}}
+    gw.config_path.write_text(yaml.safe_dump(config))
+    gw.process.send_signal(signal.SIGHUP)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not (starting := set(descendants(gw.process.pid)) - serving):
+        assert loop.time() < deadline, "the reload started no pool"
+        await asyncio.sleep(0.05)
+    gw.process.send_signal(signal.SIGTERM)  # the new pool is still loading its script
+    assert await gw.stop(timeout=20) == 0
+    await until_gone(serving | starting, timeout=5)
