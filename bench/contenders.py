@@ -20,6 +20,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"  # git-ignored
 PR_SET_PDEATHSIG = 1
+SETTLE_S = 30.0  # how long a contender that answers may take to answer 200
 
 
 class Contender(msgspec.Struct, frozen=True):
@@ -92,17 +93,24 @@ def _wait_until_serving(contender: Contender, port: int, body: bytes,
     """Wait until the contender serves, then check that it answers ``body`` with 200.
 
     modelgate: ``GET /readyz`` answers 200 with every worker of every version up. Others:
-    the first answer to ``body``. A contender that answers but not with 200 (a wrong route or
-    body in the scenario) fails at once, with its answer, rather than being measured."""
+    ``body`` answered with 200; some answer before their model is loaded (MLServer: 400 "not
+    ready yet"), so other answers are waited out for ``SETTLE_S``. A contender that still does
+    not answer 200 then (a wrong route or body in the scenario) fails, with its answer, rather
+    than being measured."""
     base = f"http://127.0.0.1:{port}"
     url = base + contender.path
+    first_answer = None
     while True:
         if contender.kind == "modelgate":
             status, answer = _get(f"{base}/readyz")
             up = status == 200 and _all_workers_up(answer)
         else:
             status, answer = _get(url, body, contender.token)
-            up = status != 0
+            up = status == 200
+            if status != 0 and first_answer is None:
+                first_answer = time.monotonic()
+            if not up and first_answer is not None and time.monotonic() > first_answer + SETTLE_S:
+                break  # answers, but not with 200: reported below
         if up:
             break
         if process.poll() is not None or time.monotonic() > deadline:

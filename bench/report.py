@@ -108,6 +108,7 @@ def plot(name: str, title: str, results: dict[tuple[int, str], Measurement],
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         return None
     levels = sorted({c for c, _ in results})
@@ -123,7 +124,12 @@ def plot(name: str, title: str, results: dict[tuple[int, str], Measurement],
         axis.set_xlabel("concurrent connections")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    p99_axis.set_yscale("log")
+    p99_axis.set_yscale("log")  # plain numbers on it (0.5, 1, 2, 5 ...), not powers of ten
+    p99_axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    p99_axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    p99_axis.yaxis.set_minor_formatter(NullFormatter())
+    rps_axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    rps_axis.set_ylim(bottom=0)
     rps_axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
