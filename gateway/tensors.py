@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from gateway.errors import BadRequest
+from workers.wire import BadEnvelope, decode_json
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                    "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES"]
@@ -88,13 +89,9 @@ def call_body(raw: bytes, header_length: str | None) -> tuple[InferRequest, byte
                              f"a body of {len(raw)} bytes")
         raw, binary = raw[:size], raw[size:]
     try:
-        request = _decode_request(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"not a V2 inference request: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the request is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("the request is nested too deeply") from None
+        request = decode_json(_decode_request, raw, "the V2 inference request")
+    except BadEnvelope as exc:
+        raise BadRequest(str(exc)) from None
     arguments: dict[str, Any] = {}
     offset = 0
     for tensor in request.inputs:

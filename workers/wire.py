@@ -16,7 +16,8 @@ Nothing else is imported across the gateway/workers boundary.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, Union
 
 import msgspec
 
@@ -103,23 +104,30 @@ class Envelope(msgspec.Struct, frozen=True):
 
 
 class BadEnvelope(ValueError):
-    """A body that is not a call; the message says what to send instead."""
+    """A body that is not what was expected; the message says what is wrong with it."""
 
 
 USAGE = 'Send {"data": {"name": value, ...}} or {"parameters": [value, ...]}.'
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
+T = TypeVar("T")
+
+
+def decode_json(decode: Callable[[bytes], T], body: bytes, what: str, usage: str = "") -> T:
+    """``decode(body)`` with a msgspec decoder; raises :class:`BadEnvelope` naming ``what``
+    and, for a body of the wrong shape, ``usage``."""
+    try:
+        return decode(body)
+    except msgspec.ValidationError as exc:
+        raise BadEnvelope(f"{what}: {exc}. {usage}".rstrip()) from None
+    except msgspec.DecodeError as exc:
+        raise BadEnvelope(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadEnvelope(f"{what} is nested too deeply") from None
 
 
 def decode_envelope(body: bytes) -> Envelope:
     """The call's arguments; raises :class:`BadEnvelope` saying what is wrong with ``body``."""
-    try:
-        envelope = _decode_envelope(body)
-    except msgspec.ValidationError as exc:
-        raise BadEnvelope(f"request body: {exc}. {USAGE}") from None
-    except msgspec.DecodeError as exc:
-        raise BadEnvelope(f"request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadEnvelope("request body is nested too deeply") from None
+    envelope = decode_json(_decode_envelope, body, "request body", USAGE)
     if envelope.data is None and envelope.parameters is None:
         raise BadEnvelope(f"no arguments given. {USAGE}")
     if envelope.data is not None and envelope.parameters is not None:
