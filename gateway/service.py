@@ -46,6 +46,7 @@ class Service:
         self.dispatcher: Dispatcher | None = None
         self.pools: dict[PoolKey, PoolProcess] = {}
         self.starting: list[PoolProcess] = []  # a reload's new pools, until the switch
+        self.retiring: list[PoolProcess] = []  # a reload's old pools, while they drain
         self.table = RoutingTable({})
         self.remote: RemoteListener | None = None
         self._reloading = asyncio.Lock()
@@ -70,21 +71,27 @@ class Service:
         async with self._reloading:
             planned = self._plan(deployment)
             fresh = [p for key, p in planned.items() if key not in self.pools]
-            self.starting = fresh  # a stop that cancels this reload stops them too
-            await self._bring_up(fresh, None)
-            self.starting = []
-            failed = [p for p in fresh if not p.pool.ready]
-            if failed:
+            # Until the switch, a stop (which cancels this reload) takes these down too.
+            self.starting = fresh
+            try:
+                await self._bring_up(fresh, None)
+                failed = [p for p in fresh if not p.pool.ready]
+                if failed:
+                    raise ReloadError("; ".join(
+                        f"{p.pool.model} v{p.pool.version}: "
+                        f"{p.pool.failure or 'no worker came up'}" for p in failed))
+            except Exception:  # nothing half-started is left behind, whatever went wrong
                 await self._take_down(fresh)
-                raise ReloadError("; ".join(
-                    f"{p.pool.model} v{p.pool.version}: {p.pool.failure or 'no worker came up'}"
-                    for p in failed))
+                self.starting = []
+                raise
             retired = [p for key, p in self.pools.items() if key not in planned]
             self.table = self._routes(deployment, planned)  # the switch: one assignment
             self.pools = planned
             self.deployment = deployment
             self.tokens = TokenBook(deployment.tokens)
+            self.starting, self.retiring = [], retired  # a stop during the drain drains them
             await self._take_down(retired)
+            self.retiring = []
             return {
                 "started": [_label(p) for p in fresh],
                 "kept": [_label(p) for p in planned.values() if p not in fresh],
@@ -92,7 +99,7 @@ class Service:
             }
 
     async def stop(self) -> None:
-        await self._take_down([*self.pools.values(), *self.starting])
+        await self._take_down([*self.pools.values(), *self.starting, *self.retiring])
         if self.remote is not None:
             self.remote.zap.close()
         if self.dispatcher is not None:
