@@ -146,7 +146,10 @@ def _checked(values: list[Any], datatype: str, where: str) -> list[Any]:
     else:  # FP16, FP32, FP64, BF16: JSON integers are fine, the function gets floats
         if not all(type(v) in (int, float) for v in values):
             raise BadRequest(f"{where}: {datatype} data must be numbers")
-        return [float(v) for v in values]
+        try:
+            return [float(v) for v in values]
+        except OverflowError:  # a JSON integer with hundreds of digits
+            raise BadRequest(f"{where}: a number is too large for {datatype}") from None
     if not ok:
         raise BadRequest(f"{where}: data does not match its datatype {datatype}")
     return values

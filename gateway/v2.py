@@ -14,10 +14,11 @@ unknown ``/v2`` route, is the V2 ``{"error": "..."}`` with the status of SPEC §
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
@@ -32,6 +33,8 @@ from gateway.service import Service
 from gateway.tensors import InferRequest, InferResponse, call_body, outputs
 
 log = structlog.get_logger("modelgate.v2")
+T = TypeVar("T")
+OFF_LOOP_BYTES = 64 * 1024  # V2 bodies (and results) above this are converted in a thread
 
 
 class TensorMetadata(msgspec.Struct, frozen=True):
@@ -197,7 +200,8 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     name = request.match_info["model"]
     _model(request)
     raw = await read_body(request, service.deployment.gateway.max_body_bytes)
-    infer_request, body = call_body(raw, request.headers.get("Inference-Header-Content-Length"))
+    infer_request, body = await _converted(len(raw), call_body, raw,
+                                           request.headers.get("Inference-Header-Content-Length"))
     # As in model_call: pick the version with no await before submit (a reload is seen).
     served = service.table.model(name).pick(_label(request))
     request[SERVED_KEY] = served
@@ -206,8 +210,21 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     if reply.error is not None:
         raise CallFailed(reply.error.status, reply.error.type, reply.error.message)
     rid_out = rid if infer_request.id is msgspec.UNSET else infer_request.id
-    return _json(InferResponse(name, str(served.number), rid_out,
-                               outputs(reply.result, infer_request.outputs)))
+    answer = await _converted(len(reply.result), _answer, name, served.number, rid_out,
+                              reply.result, infer_request)
+    return web.Response(body=answer, content_type="application/json")
+
+
+def _answer(name: str, number: int, rid: str, result: bytes, asked: InferRequest) -> bytes:
+    return _encode(InferResponse(name, str(number), rid, outputs(result, asked.outputs)))
+
+
+async def _converted(size: int, convert: Callable[..., T], *args: Any) -> T:
+    """``convert(*args)``: at once for a small body, in a thread for a large one, so that
+    reshaping megabytes of tensors does not stall every other request of the gateway."""
+    if size <= OFF_LOOP_BYTES:
+        return convert(*args)
+    return await asyncio.to_thread(convert, *args)
 
 
 def install(app: web.Application) -> None:

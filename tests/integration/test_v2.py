@@ -108,6 +108,14 @@ async def test_inputs_become_named_arguments_and_a_list_result_keeps_its_shape(g
 
 
 @pytest.mark.parametrize("binary", [True, False])
+async def test_a_large_tensor_is_converted_off_the_event_loop_with_the_same_result(gw, binary):
+    x = np.arange(40_000, dtype=np.float64).reshape(200, 200) / 7  # > 64 KiB both ways
+    result = await infer(gw, "scale", tensor("x", x, binary))
+    assert result.get_output("result")["shape"] == [200, 200]
+    np.testing.assert_allclose(result.as_numpy("result"), x * 2)
+
+
+@pytest.mark.parametrize("binary", [True, False])
 async def test_a_dict_result_is_one_output_per_key_with_inferred_types(gw, binary):
     label = np.array(["wine é"], dtype=np.object_).reshape(())
     result = await infer(gw, "summary", tensor("values", np.array([1.0, 2.0, 6.0]), binary),

@@ -54,6 +54,7 @@ def test_binary_inputs_follow_the_json_in_input_order():
 @pytest.mark.parametrize(("inputs", "binary", "fragment"), [
     ([tensor_of("x", [3], "FP64", [1, 2])], b"", "holds 3 values; data has 2"),
     ([tensor_of("x", [1], "INT64", [True])], b"", "does not match its datatype INT64"),
+    ([tensor_of("x", [1], "FP64", [10**400])], b"", "too large for FP64"),
     ([tensor_of("x", [1], "BYTES", [1])], b"", "does not match its datatype BYTES"),
     ([tensor_of("x", [], "FP64", [1]), tensor_of("x", [], "FP64", [2])], b"", "given twice"),
     ([{"name": "x", "shape": [1], "datatype": "FP64"}], b"", "has no data"),
@@ -79,6 +80,8 @@ def test_a_header_length_that_does_not_fit_is_a_400():
         call_body(b'{"inputs": []}', "999")
     with pytest.raises(BadRequest, match="does not fit"):
         call_body(b'{"inputs": []}', "x")
+    with pytest.raises(BadRequest, match="does not fit"):
+        call_body(b'{"inputs": []}', "0")
 
 
 @pytest.mark.parametrize(("value", "datatype", "shape", "data"), [
