@@ -141,8 +141,9 @@ class VersionPool:
             self.depth = 2 * self.batch_size
 
     def observe(self, model_ms: float) -> None:
-        """Fold one call's service time into the estimate that sets ``depth``."""
-        if self.batch_size > 1:
+        """Fold one call's service time into the estimate that sets ``depth`` (negative: the
+        function never ran, nothing to learn)."""
+        if self.batch_size > 1 or model_ms < 0.0:
             return
         self.service_ms += SERVICE_EWMA * (model_ms + PER_CALL_OVERHEAD_MS - self.service_ms)
         self.depth = max(2, 1 + int(QUEUED_WORK_MS / self.service_ms))

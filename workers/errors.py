@@ -10,4 +10,9 @@ class BadArguments(Exception):
 
 
 class ModelFailure(Exception):
-    """The user's function raised, or returned something that cannot become JSON (HTTP 500)."""
+    """The user's function raised, or returned something that cannot become JSON (HTTP 500).
+    ``model_ms`` is the time it ran before failing (-1: not known), for the metrics."""
+
+    def __init__(self, message: str, model_ms: float = -1.0) -> None:
+        super().__init__(message)
+        self.model_ms = model_ms

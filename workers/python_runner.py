@@ -53,7 +53,8 @@ class PythonRunner:
             result = self._fn(*args, **kwargs)  # type: ignore[misc]
         except (Exception, SystemExit) as exc:
             log.error("model_error", exc_info=exc)
-            raise ModelFailure(f"{type(exc).__name__}: {exc}") from None
+            raise ModelFailure(f"{type(exc).__name__}: {exc}",
+                               (time.perf_counter() - start) * 1000.0) from None
         model_ms = (time.perf_counter() - start) * 1000.0
         return _encoded(result), model_ms
 
@@ -76,7 +77,8 @@ class PythonRunner:
             results = self._fn(*positional, **columns)
         except (Exception, SystemExit) as exc:
             log.error("model_error", exc_info=exc)
-            raise ModelFailure(f"{type(exc).__name__}: {exc}") from None
+            raise ModelFailure(f"{type(exc).__name__}: {exc}",
+                               (time.perf_counter() - start) * 1000.0) from None
         model_ms = (time.perf_counter() - start) * 1000.0
         if not isinstance(results, (list, tuple)):
             try:

@@ -288,7 +288,7 @@ class RRunner:
             failure = _last_error(self._harness)
             log.error("model_error", r_class=failure["class"], r_error=failure["message"],
                       r_call=failure["call"], r_stack=failure["stack"])
-            raise ModelFailure(f"{failure['class']}: {failure['message']}")
+            raise ModelFailure(f"{failure['class']}: {failure['message']}", model_ms)
         try:
             return convert(value), model_ms
         except RUnconvertible as exc:

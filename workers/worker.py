@@ -31,18 +31,22 @@ log = structlog.get_logger("modelgate.worker")
 FLUSH_AFTER_S = 0.001
 
 
+NOT_RUN_MS = -1.0  # the model time of a call whose function never ran (not measured)
+
+
 def parse(call: Call) -> Envelope | Reply:
     """The call's arguments, or the 400 reply that says what is wrong with its body."""
     try:
         return decode_envelope(call.body)
     except BadEnvelope as exc:
-        return Reply(call.id, 0.0, error=CallError(400, "bad_request", str(exc)))
+        return Reply(call.id, NOT_RUN_MS, error=CallError(400, "bad_request", str(exc)))
 
 
 def failure_reply(call_id: int, exc: Exception) -> Reply:
     if isinstance(exc, BadArguments):
-        return Reply(call_id, 0.0, error=CallError(400, "bad_arguments", str(exc)))
-    return Reply(call_id, 0.0, error=CallError(500, "model_error", str(exc)))
+        return Reply(call_id, NOT_RUN_MS, error=CallError(400, "bad_arguments", str(exc)))
+    model_ms = exc.model_ms if isinstance(exc, ModelFailure) else NOT_RUN_MS
+    return Reply(call_id, model_ms, error=CallError(500, "model_error", str(exc)))
 
 
 def answer(runner: Runner, call: Call) -> Reply:

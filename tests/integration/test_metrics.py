@@ -52,8 +52,13 @@ class Scrape:
             for sample in family.samples:
                 self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
 
-    def __call__(self, name, **labels):
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
+    def __call__(self, name, default=None, **labels):
+        """The sample's value; a missing series fails the test unless ``default`` is given
+        (so a renamed metric or label cannot pass as zero)."""
+        value = self.samples.get((name, frozenset(labels.items())), default)
+        if value is None:
+            raise KeyError(f"no sample {name}{labels} in\n{self.text}")
+        return value
 
 
 async def scrape(http, gw):
@@ -89,13 +94,14 @@ async def test_calls_move_counts_by_status_and_both_histograms(gw, http):
     assert (await post(http, gw.model_url("calc", 2), {"parameters": []}))[0] == 500
     after = await scrape(http, gw)
 
-    def delta(name, **labels):
-        return after(name, **labels) - before(name, **labels)
+    def delta(name, **labels):  # a series may first appear with these calls
+        return after(name, **labels) - before(name, default=0.0, **labels)
 
     v1, v2 = {"model": "calc", "version": "1"}, {"model": "calc", "version": "2"}
     assert delta("modelgate_requests_total", code="200", **v1) == 2
     assert delta("modelgate_requests_total", code="500", **v2) == 1
-    assert delta("modelgate_requests_total", code="500", **v1) == 0
+    assert after("modelgate_requests_total", default=0.0, code="500", **v1) == \
+        before("modelgate_requests_total", default=0.0, code="500", **v1)
     assert delta("modelgate_request_duration_seconds_count", **v1) == 2
     assert delta("modelgate_request_duration_seconds_bucket", le="+Inf", **v1) == 2
     # the function slept 50 ms twice: model time says so, and the gateway's time includes it
@@ -104,8 +110,21 @@ async def test_calls_move_counts_by_status_and_both_histograms(gw, http):
     assert delta("modelgate_request_duration_seconds_sum", **v1) >= model_s
     assert delta("modelgate_model_duration_seconds_bucket", le="0.025", **v1) == 0
     assert delta("modelgate_model_duration_seconds_count", **v1) == 2
-    # a function that raised still ran: its time is counted
+    # a function that raised still ran: its time (a 50 ms nap, then the exception) is counted
     assert delta("modelgate_model_duration_seconds_count", **v2) == 1
+    assert 0.05 <= delta("modelgate_model_duration_seconds_sum", **v2) < 10
+
+
+async def test_a_call_whose_function_never_ran_is_counted_but_not_timed(gw, http):
+    before = await scrape(http, gw)
+    assert (await post(http, gw.model_url("calc", 1), {"parameters": [1, 2, 3, 4]}))[0] == 400
+    assert (await post(http, gw.model_url("calc", 1), {"nothing": 1}))[0] == 400
+    after = await scrape(http, gw)
+    v1 = {"model": "calc", "version": "1"}
+    assert after("modelgate_requests_total", code="400", **v1) == \
+        before("modelgate_requests_total", default=0.0, code="400", **v1) + 2
+    assert after("modelgate_model_duration_seconds_count", **v1) == \
+        before("modelgate_model_duration_seconds_count", **v1)
 
 
 async def test_calls_refused_before_the_pool_are_counted_and_unknown_names_are_not_labels(
@@ -120,11 +139,11 @@ async def test_calls_refused_before_the_pool_are_counted_and_unknown_names_are_n
     after = await scrape(http, gw)
     secret = {"model": "secret", "version": "1"}
     assert after("modelgate_requests_total", code="401", **secret) == \
-        before("modelgate_requests_total", code="401", **secret) + 1
+        before("modelgate_requests_total", default=0.0, code="401", **secret) + 1
     assert after("modelgate_request_duration_seconds_count", **secret) == \
         before("modelgate_request_duration_seconds_count", **secret)  # never reached the pool
     assert after("modelgate_unrouted_requests_total", code="404") == \
-        before("modelgate_unrouted_requests_total", code="404") + 2
+        before("modelgate_unrouted_requests_total", default=0.0, code="404") + 2
     assert "no-such-model-xq" not in after.text and 'version="99"' not in after.text
 
 

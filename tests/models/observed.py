@@ -10,7 +10,8 @@ def add(a, b, nap=0.0):
     return a + b
 
 
-def boom():
+def boom(nap=0.05):
+    time.sleep(nap)  # it runs a while before it fails: that time is model time too
     raise ValueError("boom, on purpose")
 
 
