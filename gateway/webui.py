@@ -15,8 +15,8 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
-from gateway.app import SERVICE, error_response
-from gateway.errors import ModelgateError, Unauthorized
+from gateway.app import SERVICE
+from gateway.errors import Unauthorized
 from gateway.openapi import documented
 from gateway.routing import ModelRoutes
 from gateway.service import Service
@@ -107,10 +107,8 @@ def ui_model(routes: ModelRoutes) -> UiModel:
 @documented("The models the caller may see, for the web tester", "ui", response=UiCatalogue,
             errors=(401,), auth=True)
 async def models_json(request: web.Request) -> web.Response:
-    try:
-        models, token = visible_models(request.app[SERVICE], request.headers.get("Authorization"))
-    except ModelgateError as exc:
-        return error_response(exc, None)
+    # an unknown token raises 401, which the app's middleware answers with the request id
+    models, token = visible_models(request.app[SERVICE], request.headers.get("Authorization"))
     body = msgspec.json.encode(UiCatalogue([ui_model(m) for m in models], token))
     return web.Response(body=body, headers={"Content-Type": "application/json",
                                             "Cache-Control": "no-store"})

@@ -112,6 +112,7 @@ async def test_the_page_sees_public_models_and_with_a_token_those_it_may_call(gw
     assert refuse["example"] == '{"parameters":[]}'  # no example in the config
     status, body = await names({"Authorization": "Bearer wrong"})
     assert status == 401 and body["error"]["type"] == "unauthorized"
+    assert body["error"]["request_id"]  # as every error of the gateway
 
 
 # ---------------------------------------------------------------------- in a browser
