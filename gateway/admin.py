@@ -4,7 +4,9 @@ A reload reads the file the gateway serves, validates it, and hands it to
 :meth:`Service.reload` (new pools ready before the routing table is swapped, unchanged pools
 kept warm). An invalid file, or new pools that cannot come up, change nothing: the old config
 keeps serving, and the failure is logged and audited as ``reload_failed``. SIGHUP and
-``POST /admin/reload`` take the same path, one reload at a time.
+``POST /admin/reload`` take the same path, one reload at a time. Gateway settings read only at
+start (:data:`START_ONLY`) keep their running values; a file that changes them is reloaded,
+and the report, the log and the audit line say which need a restart.
 
 The admin API answers admin tokens only (``admin: true`` in the config): 401 without a known
 token, 403 for a token that is not an admin. Its errors: 400 ``bad_config`` (the file is not
@@ -32,6 +34,10 @@ log = structlog.get_logger("modelgate.admin")
 
 AUDIT_LIMIT_DEFAULT = 100
 AUDIT_LIMIT_MAX = 1000
+# Read once at start: the socket, aiohttp's body limit, the routes' request log, the HTTP
+# drain, the remote workers' socket and keys, the async predictions' database.
+START_ONLY = ("listen", "max_body_bytes", "access_log", "drain_timeout_s", "workers_listen",
+              "workers_curve", "async_db")
 
 
 class BadConfig(ModelgateError):
@@ -43,7 +49,8 @@ class ReloadFailed(ModelgateError):
 
 
 class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What a reload did: pools started, kept warm and stopped, and where production goes."""
+    """What a reload did: pools started, kept warm and stopped, where production goes, and
+    the changed gateway settings that only a restart applies (``gateway.max_body_bytes``...)."""
 
     config: str
     config_sha256: str
@@ -51,6 +58,7 @@ class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
     kept: list[str]
     stopped: list[str]
     production: dict[str, int]
+    needs_restart: list[str] = []
 
 
 class AuditPage(msgspec.Struct, frozen=True):
@@ -74,7 +82,7 @@ class Reloader:
             try:
                 data, digest = await asyncio.to_thread(read_file, running.path)
                 deployment = await asyncio.to_thread(load_bytes, data, running.path)
-                deployment = _keep_listen(deployment, running)
+                deployment, needs_restart = _keep_start_only(deployment, running)
                 changes = await self.service.reload(deployment)
             except (ConfigError, ReloadError) as exc:
                 await self._failed(actor, str(exc), digest)
@@ -83,17 +91,31 @@ class Reloader:
                                     f"serving); fix the file and reload again:\n{exc}") from None
                 raise ReloadFailed(f"the new pools could not start, so the old config keeps "
                                    f"serving: {exc}") from None
+            except Exception as exc:  # a bug: still audited, so the CLI hears of it at once
+                serving = ("the old config keeps serving" if self.service.deployment is running
+                           else "the new config is serving")
+                await self._failed(actor, f"unexpected error ({serving}): "
+                                          f"{type(exc).__name__}: {exc}", digest, crashed=True)
+                raise ReloadFailed(f"the reload failed with an unexpected error and {serving}: "
+                                   f"{type(exc).__name__}: {exc}; see the gateway's log") from None
             after = production_versions(deployment)
             log.info("reloaded", actor=actor, config=running.path, **changes)
+            details = _describe(changes, before, after)
+            if needs_restart:
+                log.warning("reload_needs_restart", settings=needs_restart,
+                            hint="the running values stay until the gateway is restarted")
+                details += f"; needs a restart: {', '.join(needs_restart)}"
             await record(self.service, audit.AuditLine(
-                time=audit.now(), actor=actor, action="reload",
-                details=_describe(changes, before, after), config_sha256=digest))
+                time=audit.now(), actor=actor, action="reload", details=details,
+                config_sha256=digest))
             return ReloadReport(config=running.path, config_sha256=digest, production=after,
-                                **changes)
+                                needs_restart=needs_restart, **changes)
 
-    async def _failed(self, actor: str, reason: str, digest: str) -> None:
+    async def _failed(self, actor: str, reason: str, digest: str, crashed: bool = False) -> None:
+        """``crashed``: called from an ``except`` block of an unexpected error, whose
+        traceback goes to the log."""
         log.error("reload_failed", actor=actor, config=self.service.deployment.path,
-                  error=reason)
+                  error=reason, exc_info=crashed)
         await record(self.service, audit.AuditLine(
             time=audit.now(), actor=actor, action="reload_failed", result="failed",
             details=reason, config_sha256=digest or None))
@@ -123,10 +145,15 @@ def production_versions(deployment: Deployment) -> dict[str, int]:
             if model.production is not None}
 
 
-def _keep_listen(deployment: Deployment, running: Deployment) -> Deployment:
-    """The sockets are bound once: the running address (perhaps from ``--listen``) stays."""
-    settings = msgspec.structs.replace(deployment.gateway, listen=running.gateway.listen)
-    return msgspec.structs.replace(deployment, gateway=settings)
+def _keep_start_only(deployment: Deployment,
+                     running: Deployment) -> tuple[Deployment, list[str]]:
+    """``deployment`` with the running values of the :data:`START_ONLY` settings (so what the
+    gateway does and says agree), and those the file changes, as ``gateway.NAME``."""
+    kept = {name: getattr(running.gateway, name) for name in START_ONLY}
+    changed = [f"gateway.{name}" for name, value in kept.items()
+               if getattr(deployment.gateway, name) != value]
+    settings = msgspec.structs.replace(deployment.gateway, **kept)
+    return msgspec.structs.replace(deployment, gateway=settings), changed
 
 
 async def record(service: Service, line: audit.AuditLine) -> None:
@@ -178,9 +205,13 @@ async def audit_handler(request: web.Request) -> web.Response:
 def _limit(given: str | None) -> int:
     if given is None:
         return AUDIT_LIMIT_DEFAULT
-    if not given.isdigit() or not 1 <= int(given) <= AUDIT_LIMIT_MAX:
+    try:  # not str.isdigit: "²" is a digit that int() refuses
+        limit = int(given)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= AUDIT_LIMIT_MAX:
         raise BadRequest(f"limit must be a whole number from 1 to {AUDIT_LIMIT_MAX}")
-    return int(given)
+    return limit
 
 
 def install(app: web.Application) -> None:

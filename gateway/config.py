@@ -324,12 +324,17 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
     if not check_scripts or v.unpublished:
         return problems
     script = d.script_path(v)
-    if not script.is_file():
+    try:
+        exists = script.is_file()  # raises too, for a directory on the way it may not search
+        problem = _function_problem(script, v) if exists else None
+    except OSError as exc:  # the workers could not read it either
+        problems.append(f"{where}.script: cannot read {script}: {exc.strerror}; the gateway's "
+                        "user must be able to read it")
+        return problems
+    if not exists:
         problems.append(f"{where}.script: {v.script} does not exist (looked in {script})")
-    else:
-        problem = _function_problem(script, v)
-        if problem:
-            problems.append(f"{where}.function: {problem}")
+    elif problem:
+        problems.append(f"{where}.function: {problem}")
     return problems
 
 

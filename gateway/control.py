@@ -5,6 +5,11 @@ the action to the audit log, then make the gateway serving that file reload it: 
 the process named in ``<config>.pid`` (which the gateway writes while it serves the file), or
 with ``--url`` through its admin API. With SIGHUP, the outcome is the gateway's ``reload`` or
 ``reload_failed`` audit line for the very content written (matched by its SHA-256).
+
+A symlinked config is edited where the link points (the link stays a link), and its pid file
+and audit log are beside that real file: the CLI and the gateway both resolve the path to find
+them. The gateway itself re-reads the path it was given at each reload, so a link pointed
+elsewhere (e.g. a Kubernetes ConfigMap update) is followed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ def run_action(command: str, config: PathLike, url: str | None, wait: float,
                make_edit: Callable[[Path], edits.Edit]) -> int:
     """Edit the file (validated, atomic), audit the action, then make the gateway reload;
     ``make_edit`` gets the audit log's path (rollback reads it). Returns the exit status."""
-    path = Path(config)
+    path = Path(config).resolve()  # a symlink: the file it names is read, edited, reloaded
     try:
         audit_log = edits.audit_log_of(edits.load_document(_read(path), str(path)), path)
         change, text = edits.edit_file(path, make_edit(audit_log))
@@ -126,6 +131,9 @@ def _reload_through_api(url: str, wait: float, digest: str) -> int:
     production = ", ".join(f"{m} v{n}" for m, n in report.production.items())
     print(f"gateway at {url} reloaded: {changes or 'no pool changed'}; production: "
           f"{production}")
+    if report.needs_restart:
+        print(f"modelgate: warning: needs a restart: {', '.join(report.needs_restart)} (the "
+              "gateway keeps its running values of these until it restarts)", file=sys.stderr)
     if report.config_sha256 != digest:
         print(f"modelgate: warning: the gateway at {url} reloaded {report.config}, whose "
               "content differs from this file; is it serving another copy?", file=sys.stderr)
@@ -170,12 +178,20 @@ def remove_pid_file(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def signal_reload(config: PathLike) -> int | None:
-    """SIGHUP to the gateway serving ``config``: its pid, or None when none is. The process
-    must still be a modelgate gateway: a stale file must not make us signal whatever process
-    got that number since."""
+def serving_pid(config: PathLike) -> int | None:
+    """The gateway serving ``config``, if one is (not this process): the process named in
+    the pid file must still be a modelgate gateway, since a stale file's number may be any
+    process's by now (or, in a restarted container, this one's)."""
     pid = _read_pid(pid_file(config))
-    if pid is None or not _is_gateway(pid):
+    if pid is None or pid == os.getpid() or not _is_gateway(pid):
+        return None
+    return pid
+
+
+def signal_reload(config: PathLike) -> int | None:
+    """SIGHUP to the gateway serving ``config``: its pid, or None when none is."""
+    pid = serving_pid(config)
+    if pid is None:
         return None
     try:
         os.kill(pid, signal.SIGHUP)

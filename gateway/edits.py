@@ -268,9 +268,10 @@ def _language_of(script: str) -> str:
 def edit_file(path: str | os.PathLike[str], edit: Edit) -> tuple[Change, bytes]:
     """Apply ``edit`` to the file: validate the result as the gateway will read it, then
     replace the file atomically. Returns the change and the new text; raises
-    :class:`EditError` (the file is unchanged) or :class:`NothingToDo`."""
-    path = Path(path)
-    with _locked(path.resolve().parent):
+    :class:`EditError` (the file is unchanged) or :class:`NothingToDo`. A symlink is
+    followed: the file it names is replaced, and the link stays."""
+    path = Path(path).resolve()
+    with _locked(path.parent):
         try:
             original = path.read_bytes()
         except OSError as exc:
@@ -284,7 +285,13 @@ def edit_file(path: str | os.PathLike[str], edit: Edit) -> tuple[Change, bytes]:
                 raise EditError(f"the file is not valid as it is; fix it first:\n{problem}")
             raise EditError(f"the edited file would not be valid, so it was left unchanged:\n"
                             f"{problem}")
-        write_atomically(path, text)
+        try:
+            write_atomically(path, text)
+        except OSError as exc:  # e.g. a read-only directory, or a file mounted on its own
+            raise EditError(f"{path}: cannot replace the file ({exc.strerror or exc}), so it "
+                            "is unchanged; an edit writes a new file beside it and renames it "
+                            f"over this one, so {path.parent} must be writable by you and the "
+                            "file must not be mounted on its own") from None
     return change, text
 
 

@@ -4,7 +4,8 @@ The CLI controls the process: aiohttp runs under ``AppRunner`` on the uvloop eve
 start-up progress of the pools goes to stderr, and SIGTERM/SIGINT stop accepting connections,
 let in-flight calls finish (bounded by ``gateway.drain_timeout_s``), then stop the pools.
 SIGHUP reloads the config file (see :mod:`gateway.admin`); ``<config>.pid`` names this process
-while it serves, so ``modelgate promote`` can send it. Start and stop go to the audit log.
+while it serves, so ``modelgate promote`` can send it (a second ``serve`` of a file that a live
+gateway serves is refused). Start and stop go to the audit log.
 """
 
 from __future__ import annotations
@@ -32,18 +33,22 @@ log = structlog.get_logger("modelgate.server")
 
 
 def serve(config_path: str, listen: str | None = None, json_logs: bool | None = None) -> int:
+    """``listen`` (``--listen``) overrides ``gateway.listen`` for this process only: the
+    deployment keeps what the file says, so a reload compares file with file."""
+    serving = control.serving_pid(config_path)
+    if serving is not None:  # its pid file is not ours to take (or to remove on our way out)
+        print(f"modelgate: {config_path} is already served by pid {serving}; stop it first",
+              file=sys.stderr)
+        return 1
     try:
         deployment = load(config_path)
     except ConfigError as exc:
         print(f"modelgate: the config is not valid:\n{exc}", file=sys.stderr)
         return 1
-    if listen:
-        deployment = msgspec.structs.replace(
-            deployment, gateway=msgspec.structs.replace(deployment.gateway, listen=listen))
     if json_logs is None:
         json_logs = not sys.stdout.isatty()
     logs.configure(json_logs)
-    return uvloop.run(_serve(deployment, json_logs))
+    return uvloop.run(_serve(deployment, listen or deployment.gateway.listen, json_logs))
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -69,8 +74,8 @@ class StartupProgress:
             print(line, file=sys.stderr, flush=True)
 
 
-async def _serve(deployment: Deployment, json_logs: bool) -> int:
-    host, port = _split_listen(deployment.gateway.listen)
+async def _serve(deployment: Deployment, listen: str, json_logs: bool) -> int:
+    host, port = _split_listen(listen)
     print(f"modelgate {__version__}: starting {deployment.path}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     hangup = asyncio.Event()  # a SIGHUP during start-up is served once the pools are up

@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import msgspec
+import pytest
 
 from conftest import ROOT, TEST_MODELS, version
+from gateway import admin, config
 
 SCRIPT = TEST_MODELS / "py_calls.py"
 ADMIN_TOKEN = "ops-secret-token-for-tests"
@@ -220,6 +222,52 @@ async def test_a_broken_file_sent_by_sighup_keeps_the_old_config_serving(gateway
     assert (await served(http, gw))[0] == 1
 
 
+async def test_an_unexpected_error_in_a_reload_is_audited_and_reported(tmp_path):
+    path = tmp_path / "deployment.yaml"
+    path.write_text(ADVANCED)
+    running = config.load(path)
+
+    class Crashing:  # a Service whose reload has a bug
+        deployment = running
+
+        async def reload(self, deployment):
+            raise RuntimeError("boom")
+
+    with pytest.raises(admin.ReloadFailed) as failed:
+        await admin.Reloader(Crashing()).reload("ops")
+    assert "unexpected error and the old config keeps serving: RuntimeError: boom" in str(
+        failed.value)
+    (line,) = [msgspec.json.decode(raw) for raw in (tmp_path / "audit.jsonl").read_bytes()
+               .splitlines()]
+    assert (line["action"], line["result"], line["actor"]) == ("reload_failed", "failed", "ops")
+    assert "RuntimeError: boom" in line["details"]
+    assert line["config_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()  # CLI's match
+
+
+async def test_settings_read_at_start_keep_their_values_and_need_a_restart(gateway_factory,
+                                                                           http):
+    gw = await gateway_factory({
+        "gateway": {"max_body_bytes": 1000, "request_timeout_s": 30},
+        "tokens": {"ops": {"sha256": sha(ADMIN_TOKEN), "admin": True}},
+        "models": {"m": {"access": {"public": True}, "versions": {
+            1: version(SCRIPT, "whoami", workers=1)}}}})
+    text = gw.config_path.read_text()
+    gw.config_path.write_text(text.replace("max_body_bytes: 1000", "max_body_bytes: 100000")
+                              .replace("request_timeout_s: 30", "request_timeout_s: 20"))
+    async with http.post(f"{gw.url}/admin/reload",
+                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
+        report = await resp.json()
+        assert resp.status == 200, report
+    # not gateway.listen: --listen overrides it, and the file's value did not change
+    assert report["needs_restart"] == ["gateway.max_body_bytes"]
+    assert audit_lines(gw)[-1]["details"].endswith("needs a restart: gateway.max_body_bytes")
+    await until(lambda: gw.events("reload_needs_restart"), "the gateway did not warn")
+    status, answer = await call(http, gw.model_url("m"), {"parameters": ["x" * 5000]})
+    assert status == 413 and "the limit is 1000" in answer["error"]["message"], answer
+    code, out, err = await cli("reload", gw.config_path)  # said again until a restart
+    assert code == 0 and "needs a restart: gateway.max_body_bytes" in out, err
+
+
 async def test_an_env_change_restarts_only_that_models_pools(gateway_factory, http):
     gw = await gateway_factory({"models": {
         "a": {"access": {"public": True}, "env": {"COLOUR": "red"}, "versions": {
@@ -280,8 +328,12 @@ async def test_the_admin_api_answers_admin_tokens_only(gateway_factory, http):
                         headers=admin) as resp:
         (last,) = (await resp.json())["lines"]
     assert last["actor"] == "ops" and "m v1 -> v2" in last["details"]
-    async with http.get(f"{gw.url}/admin/audit?limit=zero", headers=admin) as resp:
-        assert resp.status == 400 and "limit" in (await resp.json())["error"]["message"]
+    for limit in ("zero", "²", "0", "1001", "9" * 5000):  # "²".isdigit(), but int() refuses it
+        async with http.get(f"{gw.url}/admin/audit", params={"limit": limit},
+                            headers=admin) as resp:
+            error = (await resp.json())["error"]
+            assert resp.status == 400 and error["type"] == "bad_request", (limit, error)
+            assert "limit must be a whole number from 1 to 1000" in error["message"]
     gw.config_path.write_text(gw.config_path.read_text().replace("function: whoami",
                                                                 "function: 12"))
     async with http.post(f"{gw.url}/admin/reload", headers=admin) as resp:
@@ -311,3 +363,16 @@ async def test_start_and_stop_are_audited_and_the_pid_file_lives_while_serving(
         ("start", "gateway"), ("stop", "gateway")]
     code, out, _ = await cli("promote", "m", 2, "-c", gw.config_path)
     assert code == 0 and "no gateway is serving" in out
+
+
+async def test_a_second_serve_of_the_same_file_is_refused_and_leaves_the_pid_file(
+        gateway_factory):
+    gw = await gateway_factory(ADVANCED)
+    pid_file = gw.config_path.parent / "deployment.yaml.pid"
+    port = gw.url.rpartition(":")[2]  # the same port: without the check, it fails to bind
+    code, _, err = await cli("serve", gw.config_path, "--listen", f"127.0.0.1:{port}")
+    assert code == 1
+    assert f"{gw.config_path} is already served by pid {gw.process.pid}; stop it first" in err
+    assert int(pid_file.read_text()) == gw.process.pid
+    code, out, err = await cli("promote", "m", 2, "-c", gw.config_path)
+    assert code == 0 and f"gateway (pid {gw.process.pid}) reloaded" in out, err

@@ -2,13 +2,14 @@
 gateway would refuse is refused with a message saying what to do, and a refused edit leaves
 the file as it was. Also the audit log the rollback reads."""
 
+import errno
 import os
 import stat
 
 import pytest
 
 from conftest import EXAMPLES
-from gateway import audit, edits
+from gateway import audit, control, edits
 from gateway.audit import AuditLine
 
 SCRIPT = EXAMPLES / "basics" / "basics.py"
@@ -190,6 +191,49 @@ def test_an_edit_keeps_the_files_permissions(config):
     config.chmod(0o640)
     apply(config, edits.promote("wine", 2))
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
+
+
+def test_a_symlinked_config_stays_a_link_and_the_file_it_names_is_edited(config, tmp_path,
+                                                                          capsys):
+    (tmp_path / "current").mkdir()
+    link = tmp_path / "current" / "deploy.yaml"
+    link.symlink_to(config)
+    _, text = edits.edit_file(link, edits.promote("wine", 2))
+    assert link.is_symlink() and link.resolve() == config
+    assert config.read_bytes() == text and b"promoted: 2 " in text
+    assert os.listdir(link.parent) == ["deploy.yaml"], "a temporary file was left"
+    # the CLI's way: the audit log (and pid file) beside the real file, as the gateway has it
+    logs = []
+
+    def promote_back(log):
+        logs.append(log)
+        return edits.promote("wine", 1)
+
+    assert control.run_action("promote", link, None, 0, promote_back) == 0
+    assert link.is_symlink() and b"promoted: 1 " in config.read_bytes()
+    assert logs == [tmp_path / "audit.jsonl"]
+    assert [line.action for line in audit.read_from(logs[0])] == ["promote"]
+    assert f"no gateway is serving {config} (no live deploy.yaml.pid)" in capsys.readouterr().out
+
+
+def test_a_file_that_cannot_be_replaced_is_refused_with_what_to_do(config, monkeypatch):
+    def cross_device(source, target):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "replace", cross_device)
+    message = refused(config, edits.promote("wine", 2), f"{config}: cannot replace the file",
+                      os.strerror(errno.EXDEV), "so it is unchanged", "must be writable")
+    assert "Traceback" not in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only directory")
+def test_a_config_in_a_read_only_directory_is_refused_with_what_to_do(config, tmp_path):
+    tmp_path.chmod(0o555)
+    try:
+        refused(config, edits.promote("wine", 2), "Permission denied",
+                f"{tmp_path} must be writable by you")
+    finally:
+        tmp_path.chmod(0o755)
 
 
 def test_the_audit_log_is_found_beside_the_config(config, tmp_path):
