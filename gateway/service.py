@@ -87,6 +87,8 @@ class Service:
             retired = [p for key, p in self.pools.items() if key not in planned]
             self.table = self._routes(deployment, planned)  # the switch: one assignment
             self.pools = planned
+            for (name, n, _), kept in planned.items():  # the gateway's defaults may have changed
+                kept.pool.timeout_s, kept.pool.max_queue = _limits(deployment, name, n)
             self.deployment = deployment
             self.tokens = TokenBook(deployment.tokens)
             self.starting, self.retiring = [], retired  # a stop during the drain drains them
@@ -112,7 +114,6 @@ class Service:
         """The pool processes ``deployment`` needs: running ones are reused as they are, the
         others are created (not started yet)."""
         assert self.dispatcher is not None
-        settings = deployment.gateway
         planned: dict[PoolKey, PoolProcess] = {}
         for name, model in deployment.models.items():
             for n, version in sorted(model.versions.items()):
@@ -123,11 +124,10 @@ class Service:
                 if key in self.pools:
                     planned[key] = self.pools[key]
                     continue
+                timeout_s, max_queue = _limits(deployment, name, n)
                 pool = VersionPool(
                     model=name, version=n, version_id=spec.version_id,
-                    timeout_s=version.timeout_s or settings.request_timeout_s,
-                    max_queue=version.max_queue or settings.max_queue,
-                    expected_workers=version.workers,
+                    timeout_s=timeout_s, max_queue=max_queue, expected_workers=version.workers,
                     batch_size=version.batch.max_size if version.batch else 0,
                 )
                 planned[key] = PoolProcess(spec, pool, self.dispatcher)
@@ -211,6 +211,14 @@ def pool_spec(deployment: Deployment, name: str, n: int, connect: str,
         batch_max_wait_ms=version.batch.max_wait_ms if version.batch else 0.0,
         env=dict(model.env), connect=connect, log_json=json_logs,
     )
+
+
+def _limits(deployment: Deployment, name: str, n: int) -> tuple[float, int]:
+    """A version's call timeout and queue bound: its own, or the gateway's defaults (which
+    are not part of the version id, so a reload applies them to warm pools too)."""
+    version, settings = deployment.models[name].versions[n], deployment.gateway
+    return (version.timeout_s or settings.request_timeout_s,
+            version.max_queue or settings.max_queue)
 
 
 def _label(process: PoolProcess) -> str:

@@ -268,6 +268,29 @@ async def test_settings_read_at_start_keep_their_values_and_need_a_restart(gatew
     assert code == 0 and "needs a restart: gateway.max_body_bytes" in out, err
 
 
+async def test_a_new_default_timeout_reaches_the_pools_kept_warm(gateway_factory, http):
+    faults = TEST_MODELS / "faults.py"
+    gw = await gateway_factory({
+        "gateway": {"request_timeout_s": 30},
+        "tokens": {"ops": {"sha256": sha(ADMIN_TOKEN), "admin": True}},
+        "models": {"m": {"access": {"public": True}, "versions": {
+            1: version(faults, "slow", workers=1), 2: version(faults, "whoami", workers=1)}}}})
+    status, answer = await call(http, gw.model_url("m", 2))
+    assert status == 200
+    pid = answer["result"]
+    text = gw.config_path.read_text()
+    gw.config_path.write_text(text.replace("request_timeout_s: 30", "request_timeout_s: 0.5"))
+    async with http.post(f"{gw.url}/admin/reload",
+                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
+        report = await resp.json()
+        assert resp.status == 200, report
+    assert report["started"] == [] and report["needs_restart"] == []  # every pool kept warm
+    status, answer = await call(http, gw.model_url("m", 2))
+    assert (status, answer["result"]) == (200, pid)
+    status, answer = await call(http, gw.model_url("m", 1), {"parameters": [3]})
+    assert status == 504 and "within 0.5 s" in answer["error"]["message"], answer
+
+
 async def test_an_env_change_restarts_only_that_models_pools(gateway_factory, http):
     gw = await gateway_factory({"models": {
         "a": {"access": {"public": True}, "env": {"COLOUR": "red"}, "versions": {
