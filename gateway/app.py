@@ -117,10 +117,7 @@ def model_call(label: str | None, request_log: Any
         stats: metrics.VersionStats | None = None
         model_ms = -1.0
         try:
-            routes = service.table.model(name)
-            if not routes.public:
-                service.tokens.authorize(request.headers.get("Authorization"), routes.allowed,
-                                         f"model `{name}`")
+            service.callable_model(name, request.headers.get("Authorization"))
             body = await read_body(request, service.deployment.gateway.max_body_bytes)
             # Pick the version only now, with no await before submit: a reload that swapped
             # the table meanwhile is seen, and a retired pool never gets a new call.
@@ -193,9 +190,8 @@ async def healthz(request: web.Request) -> web.Response:
             "operations", response=dict[str, Any], also=(503,))
 async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    versions = service.readiness()
-    ready = bool(versions) and all(v["ready"] for v in versions.values())
-    return web.Response(body=_encode({"ready": ready, "versions": versions}),
+    ready = service.ready
+    return web.Response(body=_encode({"ready": ready, "versions": service.readiness()}),
                         status=200 if ready else 503, headers=_JSON_HEADERS)
 
 

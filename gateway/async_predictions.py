@@ -327,11 +327,8 @@ _JSON = "application/json"
 
 def _caller(request: web.Request, service: Service, name: str) -> tuple[str | None, bool]:
     """(token name, restricted?) for a call on model ``name``; 401/403/404 as a model call."""
-    routes = service.table.model(name)
-    if routes.public:
-        return None, False
-    return service.tokens.authorize(request.headers.get("Authorization"), routes.allowed,
-                                    f"model `{name}`"), True
+    routes, token = service.callable_model(name, request.headers.get("Authorization"))
+    return token, not routes.public
 
 
 @documented("Queue an asynchronous prediction on the production version", "async",

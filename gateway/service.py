@@ -21,7 +21,7 @@ from gateway.config import Deployment
 from gateway.dispatch import Dispatcher, VersionPool
 from gateway.pools import PoolProcess
 from gateway.remote import RemoteListener
-from gateway.routing import RoutingTable, model_routes
+from gateway.routing import ModelRoutes, RoutingTable, model_routes
 from gateway.versions import version_id
 from workers.wire import PoolSpec
 
@@ -184,6 +184,21 @@ class Service:
         if self.dispatcher is not None:
             for process in processes:
                 self.dispatcher.remove_pool(process.pool)
+
+    @property
+    def ready(self) -> bool:
+        """Every served version has a ready worker (and something is served)."""
+        served = self.served
+        return bool(served) and all(p.ready for p in served)
+
+    def callable_model(self, name: str, authorization: str | None
+                       ) -> tuple[ModelRoutes, str | None]:
+        """Model ``name`` and the caller's token name (None: a public model) when the caller
+        may call it; otherwise 404, 401 or 403 (SPEC §4), the same for every route."""
+        routes = self.table.model(name)
+        if routes.public:
+            return routes, None
+        return routes, self.tokens.authorize(authorization, routes.allowed, f"model `{name}`")
 
     def readiness(self) -> dict[str, dict[str, object]]:
         """Per version: ready or not, workers up, and why not when it cannot serve."""

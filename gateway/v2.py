@@ -140,12 +140,8 @@ def _json(body: msgspec.Struct, status: int = 200) -> web.Response:
 
 def _model(request: web.Request) -> ModelRoutes:
     """The model of the route, if the caller may see it (401/403/404 as a model call)."""
-    service = request.app[SERVICE]
-    name = request.match_info["model"]
-    routes = service.table.model(name)
-    if not routes.public:
-        service.tokens.authorize(request.headers.get("Authorization"), routes.allowed,
-                                 f"model `{name}`")
+    routes, _ = request.app[SERVICE].callable_model(request.match_info["model"],
+                                                    request.headers.get("Authorization"))
     return routes
 
 
@@ -170,8 +166,7 @@ async def live(request: web.Request, rid: str) -> web.Response:
 @documented("V2 readiness: every served version has a ready worker", response=Ready,
             also=(503,), tag="v2", error_body=V2Error)
 async def ready(request: web.Request, rid: str) -> web.Response:
-    pools = request.app[SERVICE].served
-    ok = bool(pools) and all(p.ready for p in pools)
+    ok = request.app[SERVICE].ready
     return _json(Ready(ok), 200 if ok else 503)
 
 
