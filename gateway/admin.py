@@ -105,9 +105,8 @@ class Reloader:
                 log.warning("reload_needs_restart", settings=needs_restart,
                             hint="the running values stay until the gateway is restarted")
                 details += f"; needs a restart: {', '.join(needs_restart)}"
-            await record(self.service, audit.AuditLine(
-                time=audit.now(), actor=actor, action="reload", details=details,
-                config_sha256=digest))
+            for line in _reload_lines(actor, before, after, details, digest):
+                await record(self.service, line)
             return ReloadReport(config=running.path, config_sha256=digest, production=after,
                                 needs_restart=needs_restart, **changes)
 
@@ -128,6 +127,19 @@ def _describe(changes: dict[str, list[str]], before: dict[str, int],
              for m, v in after.items() if before.get(m) != v]
     return "; ".join(f"{what}: {', '.join(labels)}" for what, labels in (
         *changes.items(), ("production", moves)) if labels) or "nothing changed"
+
+
+def _reload_lines(actor: str, before: dict[str, int], after: dict[str, int], details: str,
+                  digest: str) -> list[audit.AuditLine]:
+    """The audit lines of a reload: one per model whose production version moved (with its
+    versions before and after, as for the CLI's actions), or one line when none moved."""
+    moved = [m for m in {**before, **after} if before.get(m) != after.get(m)]
+    if not moved:
+        return [audit.AuditLine(time=audit.now(), actor=actor, action="reload",
+                                details=details, config_sha256=digest)]
+    return [audit.AuditLine(time=audit.now(), actor=actor, action="reload", model=model,
+                            before=before.get(model), after=after.get(model), details=details,
+                            config_sha256=digest) for model in moved]
 
 
 def read_file(path: str) -> tuple[bytes, str]:

@@ -149,6 +149,9 @@ async def test_promote_and_rollback_under_load_fail_no_call_and_keep_workers(
         getpass.getuser(), "m", 1, 2)
     assert (rollback["before"], rollback["after"]) == (2, 1)
     assert lines[2]["actor"] == "gateway" and "m v1 -> v2" in lines[2]["details"]
+    # the reload that moved production says so in the structured fields too
+    assert [(line["model"], line["before"], line["after"]) for line in (lines[2], lines[4])] \
+        == [("m", 1, 2), ("m", 2, 1)]
 
 
 async def test_publish_then_unpublish_under_load_moves_basic_production(gateway_factory,
@@ -346,7 +349,9 @@ async def test_the_admin_api_answers_admin_tokens_only(gateway_factory, http):
     assert "production: m v2" in out
     async with http.get(f"{gw.url}/admin/audit?model=m", headers=admin) as resp:
         lines = (await resp.json())["lines"]
-    assert [line["action"] for line in lines] == ["promote"]
+    # the model's history: the CLI's promotion, then the reload (by the admin token) that moved it
+    assert [(line["action"], line["before"], line["after"]) for line in lines] == [
+        ("promote", 1, 2), ("reload", 1, 2)]
     async with http.get(f"{gw.url}/admin/audit?action=reload&limit=1",
                         headers=admin) as resp:
         (last,) = (await resp.json())["lines"]
