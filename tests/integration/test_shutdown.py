@@ -87,3 +87,29 @@ async def test_sigterm_during_a_reload_stops_the_pools_it_was_starting(gateway_f
     gw.process.send_signal(signal.SIGTERM)  # the new pool is still loading its script
     assert await gw.stop(timeout=20) == 0
     await until_gone(serving | starting, timeout=5)
+
+
+async def test_sigterm_while_a_reload_drains_a_retired_pool_lets_its_call_finish(
+        gateway_factory, http):
+    two = {"models": {"m": {"access": {"public": True}, "versions": {
+        1: version(SCRIPT, "slow", workers=1), 2: version(SCRIPT, "slow", workers=1)}}}}
+    gw = await gateway_factory(two)
+    tree = set(descendants(gw.process.pid))
+    held = asyncio.create_task(http.post(gw.model_url("m", 1), json={"parameters": [3.0]}))
+    await asyncio.sleep(0.5)  # the call is in v1's worker
+    two["models"]["m"]["versions"][1]["unpublished"] = True
+    gw.config_path.write_text(yaml.safe_dump(two))
+    gw.process.send_signal(signal.SIGHUP)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:  # the switch is done when /readyz no longer lists v1: it drains now
+        async with http.get(gw.url + "/readyz") as resp:
+            if "m/1" not in (await resp.json())["versions"]:
+                break
+        assert loop.time() < deadline, "the reload never retired v1"
+        await asyncio.sleep(0.05)
+    gw.process.send_signal(signal.SIGTERM)
+    response = await asyncio.wait_for(held, 20)
+    assert response.status == 200, await response.text()
+    assert await gw.stop(timeout=20) == 0
+    await until_gone(tree | set(descendants(gw.process.pid)), timeout=5)
