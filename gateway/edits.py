@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
 from gateway.audit import Action, AuditLine
-from gateway.config import ConfigError, GatewaySettings, parse
+from gateway.config import ConfigError, GatewaySettings, load_bytes
 
 
 class EditError(Exception):
@@ -299,11 +298,9 @@ def validation_error(text: bytes, path: str) -> str | None:
     """The gateway's own validation of ``text``, as the error message, or None when valid
     (secrets are the gateway's to check: the CLI user need not hold the token variables)."""
     try:
-        parse(yaml.safe_load(text), path, check_secrets=False)
+        load_bytes(text, path, check_secrets=False)
     except ConfigError as exc:
         return str(exc)
-    except yaml.YAMLError as exc:
-        return f"{path}: not valid YAML: {exc}"
     return None
 
 
