@@ -1,7 +1,8 @@
 """Python results to JSON, including the values users trip over elsewhere.
 
 msgspec already encodes dicts, lists, tuples, sets, ``datetime``/``date`` (ISO 8601),
-``Decimal`` (as a number here) and NaN/Inf (as ``null``). :func:`to_json_value` is its
+``Decimal`` (as a number here) and NaN/Inf floats (as ``null``; non-finite Decimals too, by
+:func:`encode_result`). :func:`to_json_value` is its
 ``enc_hook`` for the rest: NumPy scalars and arrays, pandas objects, and anything array-like.
 NumPy and pandas are never imported here: they are used only if the user's script loaded them.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import math
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -61,26 +63,42 @@ _encoder = msgspec.json.Encoder(enc_hook=to_json_value, decimal_format="number")
 
 
 def encode_result(value: Any) -> bytes:
-    """JSON bytes of a function's result; raises :class:`Unconvertible` naming the bad type."""
+    """JSON bytes of a function's result; raises :class:`Unconvertible` naming the bad type.
+
+    A non-finite ``Decimal`` becomes ``null`` whatever msgspec release is installed: older ones
+    write it as the bare word ``NaN``/``Infinity`` (not JSON), 0.23 refuses to encode it. Both
+    fall back to a slower pass that replaces such values first; finite results never take it.
+    """
     try:
         encoded = _encoder.encode(value)
-        if b"NaN" in encoded or b"Infinity" in encoded:  # rare: a non-finite Decimal, maybe
-            encoded = _encoder.encode(_finite_decimals(msgspec.to_builtins(
-                value, enc_hook=to_json_value, builtin_types=(decimal.Decimal,))))
-        return encoded
     except Unconvertible:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
-        raise Unconvertible(str(exc)) from exc
+        return _encode_without_nonfinite_decimals(value, exc)
+    if b"NaN" in encoded or b"Infinity" in encoded:  # rare: a non-finite Decimal, maybe
+        return _encode_without_nonfinite_decimals(value, None)
+    return encoded
 
 
-def _finite_decimals(value: Any) -> Any:
-    """``value`` (plain containers) with NaN/Infinity Decimals as None: msgspec writes them as
-    the bare words ``NaN``/``Infinity``, which are not JSON."""
+def _encode_without_nonfinite_decimals(value: Any, first_error: Exception | None) -> bytes:
+    try:
+        plain = msgspec.to_builtins(value, enc_hook=to_json_value,
+                                    builtin_types=(decimal.Decimal,))
+        return _encoder.encode(_finite_numbers(plain))
+    except Unconvertible:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise Unconvertible(str(first_error or exc)) from exc
+
+
+def _finite_numbers(value: Any) -> Any:
+    """``value`` (plain containers) with every NaN/Infinity, Decimal or float, as None."""
     if isinstance(value, decimal.Decimal):
         return value if value.is_finite() else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite_decimals(v) for k, v in value.items()}
+        return {k: _finite_numbers(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_decimals(v) for v in value]
+        return [_finite_numbers(v) for v in value]
     return value
