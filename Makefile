@@ -5,10 +5,15 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+LOCK   := requirements.lock
 STAMPS := .stamps
 WINE   := examples/wine
+# The lock is installed as it is: every pin hash-checked, build backends (ours, rpy2's) pinned too.
+SYNC   := $(UV) pip sync --quiet --python $(PY) --require-hashes --build-constraints $(LOCK)
+EDITABLE := $(UV) pip install --quiet --python $(PY) --build-constraints $(LOCK) --no-deps -e .
 
-.PHONY: demo test setup system venv models lint bench clean
+.PHONY: demo test test-latest setup system venv models lint lock bench clean
 
 demo: setup
 	$(VENV)/bin/modelgate serve configs/demo.yaml
@@ -23,13 +28,33 @@ system:
 
 venv: $(STAMPS)/venv
 
-$(STAMPS)/venv: pyproject.toml | $(STAMPS)
+# uv comes from the lock too: pip installs just its pinned, hashed wheel, then uv installs the rest.
+$(STAMPS)/venv: pyproject.toml $(LOCK) | $(STAMPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing modelgate and its dependencies into $(VENV) (log: $(STAMPS)/pip.log)"
-	@( $(PY) -m pip install --disable-pip-version-check --upgrade pip \
-	   && $(PY) -m pip install --disable-pip-version-check -e '.[r,examples,test]' \
-	 ) > $(STAMPS)/pip.log 2>&1 || (tail -40 $(STAMPS)/pip.log; exit 1)
+	@echo "installing modelgate and its locked dependencies into $(VENV) (log: $(STAMPS)/install.log)"
+	@( test -x $(UV) || ( $(PYTHON) scripts/lock_select.py $(LOCK) --packages uv > $(STAMPS)/uv.txt \
+	     && $(PY) -m pip install --disable-pip-version-check --require-hashes --no-deps \
+	          -r $(STAMPS)/uv.txt ) \
+	   && $(SYNC) $(LOCK) && $(EDITABLE) \
+	 ) > $(STAMPS)/install.log 2>&1 || (tail -40 $(STAMPS)/install.log; exit 1)
 	@touch $@
+
+# Refresh the lock from pyproject.toml: the whole set (runtime and every extra), with hashes and
+# without any index or download address. A test fails while the two disagree.
+lock: venv
+	$(UV) pip compile pyproject.toml --all-extras --generate-hashes --python-version 3.11 \
+	  --custom-compile-command "make lock" --quiet -o $(LOCK)
+
+# The suite against the newest releases of everything, resolved afresh into a venv of its own
+# (the lock is not used): tells early when an upstream release breaks us.
+test-latest: system models
+	@test -x $(UV) || $(MAKE) venv
+	@rm -rf .venv-latest && $(UV) venv --quiet --python $(PYTHON) .venv-latest
+	$(UV) pip install --quiet --python .venv-latest/bin/python --refresh -e '.[r,examples,test]'
+	@.venv-latest/bin/python -c "import importlib.metadata as m; \
+	  print('newest:', ', '.join(f'{p} {m.version(p)}' for p in \
+	  ('msgspec', 'aiohttp', 'pyzmq', 'rpy2', 'numpy', 'pandas', 'structlog', 'uvloop')))"
+	.venv-latest/bin/python -m pytest -q -p no:cacheprovider
 
 models: $(WINE)/results/classifier.pkl $(WINE)/classifier.Rda
 
@@ -49,17 +74,14 @@ $(STAMPS):
 	@mkdir -p $@
 
 lint: venv
-	@$(PY) -m pip install -q --disable-pip-version-check ruff mypy
-	$(VENV)/bin/ruff check gateway workers bench tests
+	$(VENV)/bin/ruff check gateway workers bench tests scripts
 	$(VENV)/bin/mypy gateway workers --ignore-missing-imports
 
 bench: setup
 	@bash scripts/system-deps.sh bench
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]' > $(STAMPS)/pip-bench.log 2>&1 \
-	  || (tail -20 $(STAMPS)/pip-bench.log; exit 1)
 	$(PY) -m bench --scenario overhead
 	$(PY) -m bench --scenario r-vs-plumber
 	$(PY) -m bench --scenario wine-vs-mlserver
 
 clean:
-	rm -rf $(VENV) $(STAMPS) $(WINE)/results $(WINE)/*.Rda $(WINE)/winequality-red.csv
+	rm -rf $(VENV) .venv-latest $(STAMPS) $(WINE)/results $(WINE)/*.Rda $(WINE)/winequality-red.csv
