@@ -8,6 +8,7 @@ Defaults live on the Struct fields, in one place.
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -107,12 +108,14 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Deployment(msgspec.Struct, frozen=True):
-    """A whole deployment; ``path`` is the file it came from (relative paths resolve beside it)."""
+    """A whole deployment; ``path`` is the file it came from (relative paths resolve beside it),
+    ``sha256`` the hex digest of the bytes read there (empty for a document parsed directly)."""
 
     path: str
     gateway: GatewaySettings = GatewaySettings()
     tokens: dict[str, TokenRef] = {}
     models: dict[str, Model] = {}
+    sha256: str = ""
 
     @property
     def base_dir(self) -> Path:
@@ -159,7 +162,8 @@ def load_bytes(data: bytes, path: str, **checks: bool) -> Deployment:
         raw = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
-    return parse(raw, path, **checks)
+    deployment = parse(raw, path, **checks)
+    return msgspec.structs.replace(deployment, sha256=hashlib.sha256(data).hexdigest())
 
 
 def parse(raw: Any, path: str, *, check_scripts: bool = True,

@@ -130,7 +130,7 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
     loop = asyncio.get_running_loop()
     service = app[SERVICE]
     await admin.record(service, _gateway_event("start", f"serving {deployment.path} on "
-                                                        f"{host}:{port}"))
+                                                        f"{host}:{port}", deployment))
     reloads = asyncio.create_task(_reload_on_hangup(app[admin.RELOADER], hangup))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -147,14 +147,17 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
     log.info("stopping")
     reloads.cancel()
     await asyncio.gather(reloads, return_exceptions=True)
-    await admin.record(service, _gateway_event("stop", "SIGTERM or SIGINT: draining"))
+    await admin.record(service, _gateway_event("stop", "SIGTERM or SIGINT: draining",
+                                                service.deployment))
     await runner.cleanup()
     logs.drain()
     return 0
 
 
-def _gateway_event(action: Literal["start", "stop"], details: str) -> AuditLine:
-    return AuditLine(time=now(), actor="gateway", action=action, details=details)
+def _gateway_event(action: Literal["start", "stop"], details: str,
+                   serving: Deployment) -> AuditLine:
+    return AuditLine(time=now(), actor="gateway", action=action, details=details,
+                     config_sha256=serving.sha256 or None)
 
 
 def _announce(deployment: Deployment, host: str, port: int) -> None:

@@ -389,6 +389,8 @@ async def test_start_and_stop_are_audited_and_the_pid_file_lives_while_serving(
     lines = audit_lines(gw)
     assert [(line["action"], line["actor"]) for line in lines] == [
         ("start", "gateway"), ("stop", "gateway")]
+    served = hashlib.sha256(gw.config_path.read_bytes()).hexdigest()
+    assert [line["config_sha256"] for line in lines] == [served, served]
     code, out, _ = await cli("promote", "m", 2, "-c", gw.config_path)
     assert code == 0 and "no gateway is serving" in out
 
