@@ -34,7 +34,7 @@ async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float)
                     script=str(deployment.script_path(version)), function=version.function,
                     workers=0, env=dict(model.env), connect="", log_json=True)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.pool", stdin=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "workers.supervisor", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env=worker_environment(spec.env), start_new_session=True)
     try:

@@ -66,7 +66,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     from gateway.config import ConfigError, load
     from gateway.service import pool_spec
-    from workers.pool import StatusLog, configure_logging, run_pool
+    from workers.supervisor import StatusLog, configure_logging, run_supervisor
 
     try:
         deployment = load(args.config, check_secrets=False)
@@ -95,7 +95,7 @@ def _worker(args: argparse.Namespace) -> int:
                  "curve_server_key": server.decode()}
     spec = msgspec.structs.replace(spec, workers=workers, **curve)
     configure_logging(json_logs)
-    return run_pool(spec, StatusLog())
+    return run_supervisor(spec, StatusLog())
 
 
 def _promote(args: argparse.Namespace) -> int:

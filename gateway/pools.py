@@ -1,6 +1,6 @@
 """Starts and watches one pool parent process per served version.
 
-The pool parent (:mod:`workers.pool`) restarts its own workers; this handle restarts the pool
+The supervisor (:mod:`workers.supervisor`) restarts its own workers; this handle restarts the pool
 parent itself if it dies, with backoff, and turns its status events into dispatcher actions:
 a worker that exits fails its in-flight calls at once (502), a script that fails to load marks
 the version unavailable with the reason.
@@ -53,7 +53,7 @@ class PoolProcess:
         if self.spec.workers == 0:
             return  # remote workers only: they join through gateway.workers_listen
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.pool",
+            sys.executable, "-m", "workers.supervisor",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env=worker_environment(self.spec.env), start_new_session=True,
         )
