@@ -24,13 +24,14 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from gateway import __version__, logs, metrics
-from gateway.app import SERVICE, read_body, request_id
+from gateway import __version__, logs
 from gateway.errors import CallFailed, MethodNotAllowed, ModelgateError, NotFound
-from gateway.openapi import documented, hidden
-from gateway.routing import ModelRoutes, Served
-from gateway.service import Service
+from gateway.serving.routing import ModelRoutes, Served
+from gateway.serving.service import Service
 from gateway.tensors import InferRequest, InferResponse, call_body, outputs
+from gateway.web.http import read_body, request_id
+from gateway.web.keys import SERVICE
+from gateway.web.openapi import documented, hidden
 
 log = structlog.get_logger("modelgate.v2")
 T = TypeVar("T")
@@ -120,7 +121,7 @@ def recorder(service: Service, request_log: Any) -> Recorder:
         if served is not None:
             served.pool.stats.record(status, seconds, request.get(MODEL_MS_KEY, -1.0))
         else:
-            metrics.record_unrouted(request, service, _label(request), status)
+            service.count_unrouted(request.match_info["model"], _label(request), status)
         if request_log is not None:
             request_log.info("request", request_id=rid, model=request.match_info["model"],
                              version=served and served.number, call="v2_infer", status=status,
