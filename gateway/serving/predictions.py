@@ -285,21 +285,21 @@ class AsyncRunner:
         delay = 0.05
         while True:  # a full pool queue is a reason to wait, not to fail
             try:
-                # Pick the version only now, with no await before submit (as model_call does).
-                served = self.service.table.model(model).pick("prod")
-                assert self.service.dispatcher is not None
-                future = self.service.dispatcher.submit(served.pool, body)
-                break
-            except Overloaded:
-                if self._closing:
-                    return None
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX_S, delay * 2)
-            except ModelgateError as exc:  # the model is gone, or its version is unavailable
+                served, replied = self.service.submit(model, "prod", body)
+            except ModelgateError as exc:  # the model is gone
                 return None, None, PredictionError(exc.type, exc.message)
+            refused = replied.exception() if replied.done() else None
+            if not isinstance(refused, Overloaded):
+                break
+            if self._closing:
+                return None
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
+        if isinstance(refused, ModelgateError):  # its version is unavailable
+            return None, None, PredictionError(refused.type, refused.message)
         await self._db(self.store.mark_running, pid, served.number)
         try:
-            reply = await future
+            reply = await replied
         except ModelgateError as exc:
             return served.number, None, PredictionError(exc.type, exc.message)
         if reply.error is not None:

@@ -21,8 +21,8 @@ from gateway import logs
 from gateway.api import CallResponse
 from gateway.errors import CallFailed, ModelgateError
 from gateway.serving.stats import VersionStats
-from gateway.web.http import JSON_HEADERS, error_response, read_body, request_id
-from gateway.web.keys import SERVICE
+from gateway.web.http import JSON_HEADERS, error_response, read_body
+from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented
 from workers.wire import Envelope
 
@@ -42,7 +42,7 @@ def model_call(label: str | None, request_log: Any
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
         service = request.app[SERVICE]
-        rid = request_id(request.headers.get("X-Request-Id"))
+        rid: str = request[REQUEST_ID]
         name = request.match_info["model"]
         version: int | None = None
         status = 500
@@ -51,12 +51,10 @@ def model_call(label: str | None, request_log: Any
         try:
             service.callable_model(name, request.headers.get("Authorization"))
             body = await read_body(request, service.deployment.gateway.max_body_bytes)
-            # Pick the version only now, with no await before submit: a reload that swapped
-            # the table meanwhile is seen, and a retired pool never gets a new call.
-            served = service.table.model(name).pick(label or request.match_info["version"])
+            served, replied = service.submit(name, label or request.match_info["version"], body)
             version = served.number
             stats = served.pool.stats
-            reply = await service.dispatcher.submit(served.pool, body)  # type: ignore[union-attr]
+            reply = await replied
             model_ms = reply.model_ms
             if reply.error is not None:
                 raise CallFailed(reply.error.status, reply.error.type, reply.error.message)

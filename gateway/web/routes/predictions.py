@@ -18,8 +18,8 @@ from gateway import logs
 from gateway.errors import BadRequest, ModelgateError
 from gateway.serving.predictions import AsyncRunner, PredictionStatus, database_path
 from gateway.serving.service import Service
-from gateway.web.http import error_response, read_body, request_id
-from gateway.web.keys import RUNNER, SERVICE
+from gateway.web.http import error_response, read_body
+from gateway.web.keys import REQUEST_ID, RUNNER, SERVICE
 from gateway.web.openapi import documented
 from workers.wire import BadEnvelope, Envelope, decode_envelope
 
@@ -45,7 +45,7 @@ def _caller(request: web.Request, service: Service, name: str) -> tuple[str | No
             request=Envelope, response=Accepted, status=202,
             errors=(400, 401, 403, 404, 413, 503), auth=True)
 async def submit(request: web.Request) -> web.Response:
-    rid = request_id(request.headers.get("X-Request-Id"))
+    rid: str = request[REQUEST_ID]
     service = request.app[SERVICE]
     name = request.match_info["model"]
     try:
@@ -66,7 +66,7 @@ async def submit(request: web.Request) -> web.Response:
 @documented("State and result of an asynchronous prediction", "async",
             response=PredictionStatus, errors=(401, 403, 404), auth=True)
 async def status(request: web.Request) -> web.Response:
-    rid = request_id(request.headers.get("X-Request-Id"))
+    rid: str = request[REQUEST_ID]
     service = request.app[SERVICE]
     name = request.match_info["model"]
     try:
