@@ -32,6 +32,7 @@ class Accepted(msgspec.Struct, frozen=True, rename="camel"):
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+ModelHandler = Callable[[web.Request, Service, str], Awaitable[web.Response]]
 _JSON = "application/json"
 
 
@@ -44,38 +45,24 @@ def _caller(request: web.Request, service: Service, name: str) -> tuple[str | No
 @documented("Queue an asynchronous prediction on the production version", "async",
             request=Envelope, response=Accepted, status=202,
             errors=(400, 401, 403, 404, 413, 503), auth=True)
-async def submit(request: web.Request) -> web.Response:
-    rid: str = request[REQUEST_ID]
-    service = request.app[SERVICE]
-    name = request.match_info["model"]
-    try:
-        token, _ = _caller(request, service, name)
-        body = await read_body(request, service.deployment.gateway.max_body_bytes)
-        try:  # stored now, run later: refuse a body that is not a call while the caller waits
-            decode_envelope(body)
-        except BadEnvelope as exc:
-            raise BadRequest(str(exc)) from None
-        pid = await request.app[RUNNER].submit(name, token, body)
-    except ModelgateError as exc:
-        return error_response(exc, rid)
+async def submit(request: web.Request, service: Service, name: str) -> web.Response:
+    token, _ = _caller(request, service, name)
+    body = await read_body(request, service.deployment.gateway.max_body_bytes)
+    try:  # stored now, run later: refuse a body that is not a call while the caller waits
+        decode_envelope(body)
+    except BadEnvelope as exc:
+        raise BadRequest(str(exc)) from None
+    pid = await request.app[RUNNER].submit(name, token, body)
     return web.Response(status=202, body=_encode(Accepted(pid)), content_type=_JSON,
-                        headers={"X-Request-Id": rid,
-                                 "Location": f"/api/modelApis/async/v1/{name}/{pid}"})
+                        headers={"Location": f"/api/modelApis/async/v1/{name}/{pid}"})
 
 
 @documented("State and result of an asynchronous prediction", "async",
             response=PredictionStatus, errors=(401, 403, 404), auth=True)
-async def status(request: web.Request) -> web.Response:
-    rid: str = request[REQUEST_ID]
-    service = request.app[SERVICE]
-    name = request.match_info["model"]
-    try:
-        caller, restricted = _caller(request, service, name)
-        state = await request.app[RUNNER].status(name, request.match_info["id"], caller,
-                                                 restricted)
-    except ModelgateError as exc:
-        return error_response(exc, rid)
-    return web.Response(body=_encode(state), content_type=_JSON, headers={"X-Request-Id": rid})
+async def status(request: web.Request, service: Service, name: str) -> web.Response:
+    caller, restricted = _caller(request, service, name)
+    state = await request.app[RUNNER].status(name, request.match_info["id"], caller, restricted)
+    return web.Response(body=_encode(state), content_type=_JSON)
 
 
 def install(app: web.Application) -> None:
@@ -92,22 +79,28 @@ def install(app: web.Application) -> None:
 
     app.cleanup_ctx.append(runner)
     request_log = logs.request_logger() if service.deployment.gateway.access_log else None
-    app.router.add_post(ROUTE, _logged(submit, "async_submit", request_log))
-    app.router.add_get(ROUTE + "/{id}", _logged(status, "async_status", request_log))
+    app.router.add_post(ROUTE, _route(submit, "async_submit", request_log))
+    app.router.add_get(ROUTE + "/{id}", _route(status, "async_status", request_log))
 
 
-def _logged(handler: Handler, call: str, request_log: Any) -> Handler:
-    """The handler, writing the one line per request that model calls write too."""
-    if request_log is None:
-        return handler
+def _route(handler: ModelHandler, call: str, request_log: Any) -> Handler:
+    """``handler(request, service, model)`` as a route: its errors as our JSON errors, the
+    request id on every answer, and the one line per request that model calls write too."""
 
     @functools.wraps(handler)  # keeps its __openapi__
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        response = await handler(request)
-        request_log.info("request", request_id=response.headers.get("X-Request-Id"),
-                         model=request.match_info["model"], call=call, status=response.status,
-                         ms=round((time.perf_counter() - started) * 1000.0, 3))
+        rid: str = request[REQUEST_ID]
+        name = request.match_info["model"]
+        try:
+            response = await handler(request, request.app[SERVICE], name)
+            response.headers["X-Request-Id"] = rid
+        except ModelgateError as exc:
+            response = error_response(exc, rid)
+        if request_log is not None:
+            request_log.info("request", request_id=rid, model=name, call=call,
+                             status=response.status,
+                             ms=round((time.perf_counter() - started) * 1000.0, 3))
         return response
 
     return handle
