@@ -11,7 +11,8 @@ Two channels, both typed with msgspec Structs and encoded once per message:
   stdin and writes :class:`PoolEvent` lines (JSON) on stdout, so the gateway learns at once when
   a worker dies or a script fails to load.
 
-Nothing else is imported across the gateway/workers boundary.
+Nothing else is imported across the gateway/workers boundary (but for ``modelgate worker``,
+which runs a supervisor), as the import contract in pyproject.toml checks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The ``modelgate`` command: parses arguments and calls functions that tests call too."""
+"""The ``modelgate`` command: parses arguments and calls functions that tests call too.
+
+Each command imports what it needs when it runs, so that ``modelgate token new`` or ``--help``
+do not load aiohttp, ZeroMQ or the YAML editor.
+"""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def _v2(handler: Handler, recorder: Recorder | None = None
 
 
 def recorder(service: Service, request_log: Any) -> Recorder:
-    """The metrics and the request log line of a V2 call, as model_call writes them."""
+    """The metrics and the request log line of a V2 call, as model calls write them."""
 
     def record(request: web.Request, rid: str, status: int, seconds: float) -> None:
         served: Served | None = request.get(SERVED_KEY)
