@@ -73,9 +73,11 @@ $(WINE)/classifier.Rda: $(WINE)/train.R $(WINE)/winequality-red.csv | system
 $(STAMPS):
 	@mkdir -p $@
 
+# lint-imports checks the layers of gateway/ and workers/ ([tool.importlinter] in pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check gateway workers bench tests scripts
 	$(VENV)/bin/mypy gateway workers --ignore-missing-imports
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: setup
 	@bash scripts/system-deps.sh bench

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=concurrency_list, metavar="1,16,64",
                         help="comma-separated connection counts (default: the scenario's)")
     typed = sys.argv[1:] if argv is None else argv
-    # `modelgate bench -- --duration 2`: the `--` lets options through gateway/cli.py's parser.
+    # `modelgate bench -- --duration 2`: the `--` lets options through gateway/cli/main.py's parser.
     args = parser.parse_args(typed[1:] if typed[:1] == ["--"] else typed)
     wrk.require_wrk()
     scenario = load(args.scenario)

@@ -8,7 +8,7 @@ and shared memory are refused with 400. Results come back as JSON tensors: one o
 ``result`` (a dict result: one output per key) whose datatype and shape are inferred: BOOL,
 INT64, FP64 (numbers mixed with null too; null is NaN for NumPy) and BYTES (text); anything
 else (ragged lists, records, mixed kinds) comes as BYTES holding JSON text. Pure functions: the
-HTTP side is :mod:`gateway.v2`.
+HTTP side is :mod:`gateway.web.routes.v2`.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from workers.calls import failure_reply, parse
 from workers.connection import GatewayConnection
 from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
 from workers.wire import Call, Envelope, PoolSpec, Reply
-from workers.worker import failure_reply, parse
 
 
 def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:

@@ -7,11 +7,12 @@ Two channels, both typed with msgspec Structs and encoded once per message:
   of one or more calls, to amortise the per-message cost), workers answer with :class:`Replies`.
   Request bodies travel as the raw JSON bytes the client sent and results come back as JSON
   bytes, so no JSON is decoded or re-encoded in the gateway.
-* the **pool status channel**: a pool parent process reads a :class:`PoolSpec` (msgpack) on
+* the **pool status channel**: a supervisor process reads a :class:`PoolSpec` (msgpack) on
   stdin and writes :class:`PoolEvent` lines (JSON) on stdout, so the gateway learns at once when
   a worker dies or a script fails to load.
 
-Nothing else is imported across the gateway/workers boundary.
+Nothing else is imported across the gateway/workers boundary (but for ``modelgate worker``,
+which runs a supervisor), as the import contract in pyproject.toml checks.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def decode_envelope(body: bytes) -> Envelope:
 
 
 class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything a pool parent needs to load one model version and run its workers."""
+    """Everything a supervisor needs to load one model version and run its workers."""
 
     model: str
     version: int

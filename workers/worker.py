@@ -13,52 +13,15 @@ from collections import deque
 
 import structlog
 
+from workers.batching import serve_batched
+from workers.calls import answer
 from workers.connection import GatewayConnection
-from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
-from workers.wire import (
-    BadEnvelope,
-    Call,
-    CallError,
-    Envelope,
-    PoolSpec,
-    Reply,
-    decode_envelope,
-)
+from workers.wire import Call, PoolSpec, Reply
 
 log = structlog.get_logger("modelgate.worker")
 
 FLUSH_AFTER_S = 0.001
-
-
-NOT_RUN_MS = -1.0  # the model time of a call whose function never ran (not measured)
-
-
-def parse(call: Call) -> Envelope | Reply:
-    """The call's arguments, or the 400 reply that says what is wrong with its body."""
-    try:
-        return decode_envelope(call.body)
-    except BadEnvelope as exc:
-        return Reply(call.id, NOT_RUN_MS, error=CallError(400, "bad_request", str(exc)))
-
-
-def failure_reply(call_id: int, exc: Exception) -> Reply:
-    if isinstance(exc, BadArguments):
-        return Reply(call_id, NOT_RUN_MS, error=CallError(400, "bad_arguments", str(exc)))
-    model_ms = exc.model_ms if isinstance(exc, ModelFailure) else NOT_RUN_MS
-    return Reply(call_id, model_ms, error=CallError(500, "model_error", str(exc)))
-
-
-def answer(runner: Runner, call: Call) -> Reply:
-    """Run one call, turning every failure into the error the client should see."""
-    parsed = parse(call)
-    if isinstance(parsed, Reply):
-        return parsed
-    try:
-        result, model_ms = runner.call(parsed.parameters, parsed.data)
-    except (BadArguments, ModelFailure) as exc:
-        return failure_reply(call.id, exc)
-    return Reply(call.id, model_ms, result)
 
 
 def serve(spec: PoolSpec, runner: Runner) -> None:
@@ -67,8 +30,6 @@ def serve(spec: PoolSpec, runner: Runner) -> None:
     log.info("worker_ready", model=spec.model, version=spec.version, pid=os.getpid())
     try:
         if spec.batch_max_size > 1:
-            from workers.batching import serve_batched
-
             serve_batched(spec, runner, gateway)
         else:
             _serve_calls(runner, gateway)

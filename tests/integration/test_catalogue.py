@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from conftest import TEST_MODELS, start_gateway, version
-from gateway.catalogue import Catalogue, CatalogueModel
+from gateway.web.routes.catalogue import Catalogue, CatalogueModel
 
 SCRIPT = TEST_MODELS / "observed.py"
 ANALYST = "catalogue-analyst-token-1"

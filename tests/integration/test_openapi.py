@@ -13,11 +13,13 @@ import yaml
 from aiohttp import web
 
 from conftest import TEST_MODELS, start_gateway, version
-from gateway import openapi
-from gateway.app import SERVICE, CallResponse, ErrorBody, create_app
+from gateway.api import CallResponse, ErrorBody
 from gateway.config import load
 from gateway.tensors import InferResponse
-from gateway.v2 import V2Error
+from gateway.web import openapi
+from gateway.web.app import create_app
+from gateway.web.keys import SERVICE
+from gateway.web.routes.v2 import V2Error
 
 SCRIPT = TEST_MODELS / "v2_functions.py"
 CONFIG = {
@@ -54,7 +56,7 @@ def app(tmp_path):
 
 def test_every_route_of_the_gateway_is_documented(app):
     missing = openapi.undocumented_routes(app)
-    assert not missing, ("routes without @documented (gateway/openapi.py), add it to their "
+    assert not missing, ("routes without @documented (gateway/web/openapi.py), add it to their "
                          f"handlers: {missing}")
     paths = openapi.build(app)["paths"]
     call = paths["/models/{model}/{version}/model"]["post"]  # {version:\d+} in the router

@@ -2,34 +2,16 @@
 gateway leaves no orphan either (its pool parents and workers die with it)."""
 
 import asyncio
-import os
 import signal
 
 import yaml
 
+from bench.contenders import descendants
 from conftest import TEST_MODELS, version
 
 SCRIPT = TEST_MODELS / "faults.py"
 CONFIG = {"models": {"m": {"access": {"public": True},
                            "versions": {1: version(SCRIPT, "slow", workers=2)}}}}
-
-
-def descendants(pid):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def alive(pid):

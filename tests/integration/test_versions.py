@@ -16,7 +16,8 @@ import msgspec
 import pytest
 
 from conftest import ROOT, TEST_MODELS, version
-from gateway import admin, config
+from gateway import config
+from gateway.serving import reload
 
 SCRIPT = TEST_MODELS / "py_calls.py"
 ADMIN_TOKEN = "ops-secret-token-for-tests"
@@ -236,8 +237,8 @@ async def test_an_unexpected_error_in_a_reload_is_audited_and_reported(tmp_path)
         async def reload(self, deployment):
             raise RuntimeError("boom")
 
-    with pytest.raises(admin.ReloadFailed) as failed:
-        await admin.Reloader(Crashing()).reload("ops")
+    with pytest.raises(reload.ReloadFailed) as failed:
+        await reload.Reloader(Crashing()).reload("ops")
     assert "unexpected error and the old config keeps serving: RuntimeError: boom" in str(
         failed.value)
     (line,) = [msgspec.json.decode(raw) for raw in (tmp_path / "audit.jsonl").read_bytes()

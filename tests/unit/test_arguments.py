@@ -3,8 +3,8 @@ mistake is a 400 naming the signature, never a TypeError blamed on the function.
 
 import pytest
 
-from workers.arguments import ArgumentCheck
 from workers.errors import BadArguments
+from workers.runners.arguments import ArgumentCheck
 
 
 def plain(a, b): ...

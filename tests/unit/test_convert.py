@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workers.convert import Unconvertible, encode_result
+from workers.runners.convert import Unconvertible, encode_result
 
 
 def refuse(constant):

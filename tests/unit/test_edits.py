@@ -9,8 +9,9 @@ import stat
 import pytest
 
 from conftest import EXAMPLES
-from gateway import audit, control, edits
+from gateway import audit
 from gateway.audit import AuditLine
+from gateway.cli import control, edits
 
 SCRIPT = EXAMPLES / "basics" / "basics.py"
 

@@ -7,7 +7,7 @@ from workers.errors import BadArguments, LoadError, ModelFailure
 ri = pytest.importorskip("rpy2.rinterface")
 
 from conftest import TEST_MODELS  # noqa: E402
-from workers.r_runner import RRunner  # noqa: E402
+from workers.runners.r import RRunner  # noqa: E402
 
 SCRIPT = str(TEST_MODELS / "r_models.R")
 

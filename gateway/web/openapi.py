@@ -19,6 +19,7 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
+from gateway.api import ErrorBody
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -36,7 +37,7 @@ class Operation:
     content_type: str = "application/json"  # of the success body
     auth: bool = False  # may need a token (Bearer or Basic)
     also: tuple[int, ...] = ()  # other statuses answered with the success body (readyz: 503)
-    error_body: Any = None  # the type of error bodies; None: gateway.app.ErrorBody
+    error_body: Any = None  # the type of error bodies; None: gateway.api.ErrorBody
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,6 @@ def undocumented_routes(app: web.Application) -> list[str]:
 
 def build(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``app``'s documented routes."""
-    from gateway.app import ErrorBody  # here: gateway.app imports this module
-
     routes = documented_routes(app)
     types: list[Any] = [ErrorBody]
     for route in routes:

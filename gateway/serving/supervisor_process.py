@@ -1,7 +1,7 @@
-"""Starts and watches one pool parent process per served version.
+"""Starts and watches one supervisor process per served version.
 
-The pool parent (:mod:`workers.pool`) restarts its own workers; this handle restarts the pool
-parent itself if it dies, with backoff, and turns its status events into dispatcher actions:
+The supervisor (:mod:`workers.supervisor`) restarts its own workers; this handle restarts the
+supervisor itself if it dies, with backoff, and turns its status events into dispatcher actions:
 a worker that exits fails its in-flight calls at once (502), a script that fails to load marks
 the version unavailable with the reason.
 """
@@ -15,7 +15,7 @@ import sys
 
 import structlog
 
-from gateway.dispatch import Dispatcher, VersionPool
+from gateway.serving.dispatcher import Dispatcher, VersionPool
 from workers.wire import LoadFailed, PoolSpec, WorkerExited, decode_event, encode_spec
 
 log = structlog.get_logger("modelgate.pools")
@@ -36,8 +36,23 @@ def worker_environment(model_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-class PoolProcess:
-    """The gateway's handle on one pool parent process."""
+async def spawn_supervisor(spec: PoolSpec, stderr: int | None = None
+                           ) -> asyncio.subprocess.Process:
+    """``python -m workers.supervisor`` for ``spec`` (sent on its stdin, then closed): in a
+    session of its own and with only the model's environment; its events come on stdout."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.supervisor",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+        env=worker_environment(spec.env), start_new_session=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(encode_spec(spec))
+    process.stdin.close()
+    return process
+
+
+class SupervisorProcess:
+    """The gateway's handle on one supervisor process (``python -m workers.supervisor``)."""
 
     def __init__(self, spec: PoolSpec, pool: VersionPool, dispatcher: Dispatcher) -> None:
         self.spec = spec
@@ -52,14 +67,7 @@ class PoolProcess:
     async def start(self) -> None:
         if self.spec.workers == 0:
             return  # remote workers only: they join through gateway.workers_listen
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.pool",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env=worker_environment(self.spec.env), start_new_session=True,
-        )
-        assert self.process.stdin is not None
-        self.process.stdin.write(encode_spec(self.spec))
-        self.process.stdin.close()
+        self.process = await spawn_supervisor(self.spec)
         self._started_at = asyncio.get_running_loop().time()
         self._watcher = asyncio.create_task(self._watch(self.process))
 
@@ -70,7 +78,7 @@ class PoolProcess:
             if isinstance(event, WorkerExited):
                 self.dispatcher.worker_exited(
                     self.pool, event.pid, f"the worker process exited with code {event.code}")
-                if not self.stopping:  # the pool parent starts a replacement
+                if not self.stopping:  # the supervisor starts a replacement
                     self.pool.stats.worker_restarts += 1
             elif isinstance(event, LoadFailed):
                 log.error("load_failed", model=self.spec.model, version=self.spec.version,
@@ -96,7 +104,7 @@ class PoolProcess:
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Drain, then stop: calls queued or in flight finish first (bounded by ``drain_s``),
-        then workers are told to exit, then the pool parent is stopped."""
+        then workers are told to exit, then the supervisor is stopped."""
         self.stopping = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_s

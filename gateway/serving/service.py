@@ -5,6 +5,9 @@ reason). ``reload`` moves to a new deployment without dropping a call: pools who
 unchanged keep their warm workers; new pools start and must be ready before the routing table
 is swapped (in one assignment); only then are the pools no longer needed drained and stopped.
 A reload whose new pools cannot load is abandoned and the old deployment keeps serving.
+
+Every model call, whatever its route, goes through :meth:`Service.callable_model` (may this
+caller call it?) and then :meth:`Service.submit` (pick the version, hand the body to its pool).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import structlog
 
 from gateway.auth import TokenBook
 from gateway.config import Deployment
-from gateway.dispatch import Dispatcher, VersionPool
-from gateway.pools import PoolProcess
-from gateway.remote import RemoteListener
-from gateway.routing import ModelRoutes, RoutingTable, model_routes
+from gateway.errors import ModelgateError, NotFound, Unauthorized
+from gateway.serving.dispatcher import Dispatcher, VersionPool
+from gateway.serving.remote import RemoteListener
+from gateway.serving.routing import ModelRoutes, RoutingTable, Served, model_routes
+from gateway.serving.supervisor_process import SupervisorProcess
 from gateway.versions import version_id
-from workers.wire import PoolSpec
+from workers.wire import PoolSpec, Reply
 
 log = structlog.get_logger("modelgate.service")
 
@@ -44,11 +48,12 @@ class Service:
         self.json_logs = json_logs
         self.runtime_dir = tempfile.mkdtemp(prefix="modelgate-")
         self.dispatcher: Dispatcher | None = None
-        self.pools: dict[PoolKey, PoolProcess] = {}
-        self.starting: list[PoolProcess] = []  # a reload's new pools, until the switch
-        self.retiring: list[PoolProcess] = []  # a reload's old pools, while they drain
+        self.pools: dict[PoolKey, SupervisorProcess] = {}
+        self.starting: list[SupervisorProcess] = []  # a reload's new pools, until the switch
+        self.retiring: list[SupervisorProcess] = []  # a reload's old pools, while they drain
         self.table = RoutingTable({})
         self.remote: RemoteListener | None = None
+        self.unrouted: dict[int, int] = {}  # calls naming no served model or version, by status
         self._reloading = asyncio.Lock()
 
     @property
@@ -110,11 +115,11 @@ class Service:
 
     # ------------------------------------------------------------------ pools
 
-    def _plan(self, deployment: Deployment) -> dict[PoolKey, PoolProcess]:
+    def _plan(self, deployment: Deployment) -> dict[PoolKey, SupervisorProcess]:
         """The pool processes ``deployment`` needs: running ones are reused as they are, the
         others are created (not started yet)."""
         assert self.dispatcher is not None
-        planned: dict[PoolKey, PoolProcess] = {}
+        planned: dict[PoolKey, SupervisorProcess] = {}
         for name, model in deployment.models.items():
             for n, version in sorted(model.versions.items()):
                 if version.unpublished:
@@ -130,11 +135,11 @@ class Service:
                     timeout_s=timeout_s, max_queue=max_queue, expected_workers=version.workers,
                     batch_size=version.batch.max_size if version.batch else 0,
                 )
-                planned[key] = PoolProcess(spec, pool, self.dispatcher)
+                planned[key] = SupervisorProcess(spec, pool, self.dispatcher)
         return planned
 
     @staticmethod
-    def _routes(deployment: Deployment, pools: dict[PoolKey, PoolProcess]) -> RoutingTable:
+    def _routes(deployment: Deployment, pools: dict[PoolKey, SupervisorProcess]) -> RoutingTable:
         by_model: dict[str, dict[int, VersionPool]] = {}
         for process in pools.values():
             by_model.setdefault(process.pool.model, {})[process.pool.version] = process.pool
@@ -143,7 +148,7 @@ class Service:
             for name, model in deployment.models.items()
         })
 
-    async def _bring_up(self, processes: Iterable[PoolProcess],
+    async def _bring_up(self, processes: Iterable[SupervisorProcess],
                         progress: Progress | None) -> None:
         """Start pool processes and wait until each has all its workers or has failed."""
         assert self.dispatcher is not None
@@ -176,7 +181,7 @@ class Service:
         for process in processes:
             process.pool.on_change.remove(on_change)
 
-    async def _take_down(self, processes: Iterable[PoolProcess]) -> None:
+    async def _take_down(self, processes: Iterable[SupervisorProcess]) -> None:
         """Drain pools (their calls in flight finish), then stop them."""
         processes = list(processes)
         drain = self.deployment.gateway.drain_timeout_s
@@ -199,6 +204,48 @@ class Service:
         if routes.public:
             return routes, None
         return routes, self.tokens.authorize(authorization, routes.allowed, f"model `{name}`")
+
+    def submit(self, model: str, label: str, body: bytes
+               ) -> tuple[Served, asyncio.Future[Reply]]:
+        """Pick the version ``label`` names (``latest``, ``prod`` or a number) and hand it the
+        call: the version, and the future of the worker's reply. Raises :class:`NotFound` when
+        there is no such version; a pool that refuses the call (its queue is full, or it is
+        unavailable) fails the future instead, so the caller still knows which version it was.
+
+        Nothing awaits between the pick and the submit: a reload that swapped the routing table
+        is seen, and a retired pool never gets a new call."""
+        served = self.table.model(model).pick(label)
+        dispatcher = self.dispatcher
+        assert dispatcher is not None, "the service is not started"
+        try:
+            return served, dispatcher.submit(served.pool, body)
+        except ModelgateError as exc:
+            refused: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            refused.set_exception(exc)
+            return served, refused
+
+    def count_unrouted(self, model: str, label: str, status: int) -> None:
+        """Count a model call answered before a version was picked (bad token, empty body,
+        unknown model...): under the version ``label`` names when it is served, otherwise
+        without a model (a name taken from the URL would let callers create series at will)."""
+        routes = self.table.models.get(model)
+        if routes is not None:
+            try:
+                routes.pick(label).pool.stats.count(status)
+                return
+            except (NotFound, ValueError):
+                pass
+        self.unrouted[status] = self.unrouted.get(status, 0) + 1
+
+    def visible_models(self, authorization: str | None) -> tuple[list[ModelRoutes], str | None]:
+        """The catalogue rule: public models, plus those the presented token may call (and
+        that token's name); 401 for a token that is not known."""
+        token = self.tokens.identify(authorization)
+        if authorization and token is None:
+            raise Unauthorized("the access token is not valid")
+        models = [routes for routes in self.table.models.values()
+                  if routes.public or (token is not None and token in routes.allowed)]
+        return models, token
 
     def readiness(self) -> dict[str, dict[str, object]]:
         """Per version: ready or not, workers up, and why not when it cannot serve."""
@@ -236,5 +283,5 @@ def _limits(deployment: Deployment, name: str, n: int) -> tuple[float, int]:
             version.max_queue or settings.max_queue)
 
 
-def _label(process: PoolProcess) -> str:
+def _label(process: SupervisorProcess) -> str:
     return f"{process.pool.model} v{process.pool.version}"

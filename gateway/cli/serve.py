@@ -3,9 +3,9 @@
 The CLI controls the process: aiohttp runs under ``AppRunner`` on the uvloop event loop,
 start-up progress of the pools goes to stderr, and SIGTERM/SIGINT stop accepting connections,
 let in-flight calls finish (bounded by ``gateway.drain_timeout_s``), then stop the pools.
-SIGHUP reloads the config file (see :mod:`gateway.admin`); ``<config>.pid`` names this process
-while it serves, so ``modelgate promote`` can send it (a second ``serve`` of a file that a live
-gateway serves is refused). Start and stop go to the audit log.
+SIGHUP reloads the config file (see :mod:`gateway.serving.reload`); ``<config>.pid`` names this
+process while it serves, so ``modelgate promote`` can send it (a second ``serve`` of a file that
+a live gateway serves is refused). Start and stop go to the audit log.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ import structlog
 import uvloop
 from aiohttp import web
 
-from gateway import __version__, admin, control, logs
-from gateway.app import SERVICE, create_app
+from gateway import __version__, logs
 from gateway.audit import AuditLine, now
+from gateway.cli import control
 from gateway.config import ConfigError, Deployment, load
-from gateway.dispatch import VersionPool
+from gateway.serving.dispatcher import VersionPool
+from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
+from gateway.web.app import create_app
+from gateway.web.keys import RELOADER, SERVICE
 
 log = structlog.get_logger("modelgate.server")
 
@@ -100,14 +103,14 @@ def _claim(deployment: Deployment) -> Path | None:
         return None
 
 
-async def _reload_on_hangup(reloader: admin.Reloader, hangup: asyncio.Event) -> None:
+async def _reload_on_hangup(reloader: Reloader, hangup: asyncio.Event) -> None:
     """Signals as events: SIGHUPs during a reload make one more reload after it."""
     while True:
         await hangup.wait()
         hangup.clear()
         try:
             await reloader.reload("gateway")
-        except (admin.BadConfig, admin.ReloadFailed):
+        except (BadConfig, ReloadFailed):
             pass  # logged and audited; the old config keeps serving
         except Exception:
             log.exception("reload_crashed")  # keep listening for the next SIGHUP
@@ -129,9 +132,9 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     service = app[SERVICE]
-    await admin.record(service, _gateway_event("start", f"serving {deployment.path} on "
+    await record(service, _gateway_event("start", f"serving {deployment.path} on "
                                                         f"{host}:{port}", deployment))
-    reloads = asyncio.create_task(_reload_on_hangup(app[admin.RELOADER], hangup))
+    reloads = asyncio.create_task(_reload_on_hangup(app[RELOADER], hangup))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # Everything allocated so far lives as long as the process: keep it out of the collector's
@@ -147,7 +150,7 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
     log.info("stopping")
     reloads.cancel()
     await asyncio.gather(reloads, return_exceptions=True)
-    await admin.record(service, _gateway_event("stop", "SIGTERM or SIGINT: draining",
+    await record(service, _gateway_event("stop", "SIGTERM or SIGINT: draining",
                                                 service.deployment))
     await runner.cleanup()
     logs.drain()

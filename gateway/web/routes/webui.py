@@ -1,6 +1,6 @@
 """The web model tester (SPEC §7): ``GET /`` and its static files, served by the gateway itself.
 
-The page is plain HTML, CSS and JavaScript from ``gateway/static`` (no build step, nothing
+The page is plain HTML, CSS and JavaScript from ``gateway/web/static`` (no build step, nothing
 fetched from elsewhere, which the Content-Security-Policy enforces). Files are read once, at
 start-up, and revalidated by ETag. ``GET /ui/models.json`` gives the page what the tester
 needs about the models the caller may see: public models for anyone, and with a token the
@@ -15,13 +15,11 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
-from gateway.app import SERVICE
-from gateway.errors import Unauthorized
-from gateway.openapi import documented
-from gateway.routing import ModelRoutes
-from gateway.service import Service
+from gateway.serving.routing import ModelRoutes
+from gateway.web.keys import SERVICE
+from gateway.web.openapi import documented
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parent.parent / "static"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -83,17 +81,6 @@ def _respond(request: web.Request, file: StaticFile) -> web.Response:
     return web.Response(body=file.body, headers={**headers, "Content-Type": file.content_type})
 
 
-def visible_models(service: Service, authorization: str | None) -> tuple[list[ModelRoutes],
-                                                                          str | None]:
-    """The catalogue rule: public models, plus those the presented token may call."""
-    token = service.tokens.identify(authorization)
-    if authorization and token is None:
-        raise Unauthorized("the access token is not valid")
-    models = [routes for routes in service.table.models.values()
-              if routes.public or (token is not None and token in routes.allowed)]
-    return models, token
-
-
 def ui_model(routes: ModelRoutes) -> UiModel:
     example = routes.config.example
     return UiModel(
@@ -108,7 +95,7 @@ def ui_model(routes: ModelRoutes) -> UiModel:
             errors=(401,), auth=True)
 async def models_json(request: web.Request) -> web.Response:
     # an unknown token raises 401, which the app's middleware answers with the request id
-    models, token = visible_models(request.app[SERVICE], request.headers.get("Authorization"))
+    models, token = request.app[SERVICE].visible_models(request.headers.get("Authorization"))
     body = msgspec.json.encode(UiCatalogue([ui_model(m) for m in models], token))
     return web.Response(body=body, headers={"Content-Type": "application/json",
                                             "Cache-Control": "no-store"})

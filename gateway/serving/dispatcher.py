@@ -12,10 +12,11 @@ slow one holds one call plus one queued, so a call never waits long behind anoth
 worker while a sibling is free.
 
 The sockets (``ipc://`` for local pools, and a CURVE-secured ``tcp://`` one for remote pools,
-see :mod:`gateway.remote`) are driven straight from the event loop (``add_reader`` on their file
-descriptors, no per-message task): calls for the same worker made in one loop iteration leave
-as one frame, and every reply frame that has arrived is read in one pass. Every worker sends a
-heartbeat each second; one not heard from for ``LIVENESS_S`` is lost (its calls fail with 502).
+see :mod:`gateway.serving.remote`) are driven straight from the event loop (``add_reader`` on
+their file descriptors, no per-message task): calls for the same worker made in one loop
+iteration leave as one frame, and every reply frame that has arrived is read in one pass. Every
+worker sends a heartbeat each second; one not heard from for ``LIVENESS_S`` is lost (its calls
+fail with 502).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import structlog
 import zmq
 
 from gateway.errors import Overloaded, Timeout, Unavailable, WorkerLost
-from gateway.metrics import VersionStats
+from gateway.serving.stats import VersionStats
 from workers.wire import (
     HEARTBEAT_S,
     LIVENESS_S,
@@ -115,7 +116,7 @@ class VersionPool:
     depth: int = 2  # calls a worker may hold now (see QUEUED_WORK_MS)
     batch_size: int = 0  # > 1: batched version; workers hold two batches' worth of calls
     on_change: list[Callable[[VersionPool], None]] = field(default_factory=list)
-    stats: VersionStats = field(default_factory=VersionStats)  # see gateway.metrics
+    stats: VersionStats = field(default_factory=VersionStats)  # see gateway.serving.stats
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -265,7 +266,7 @@ class Dispatcher:
         self.lose_worker(worker, "killed after a call ran past its timeout")
         if worker.local:
             try:
-                os.kill(worker.pid, signal.SIGKILL)  # its pool parent starts a replacement
+                os.kill(worker.pid, signal.SIGKILL)  # its supervisor starts a replacement
             except ProcessLookupError:
                 pass
         else:  # a remote worker cannot be killed from here: tell it to leave; it is not used

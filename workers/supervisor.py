@@ -1,8 +1,9 @@
-"""Pool parent: loads one model version once, then forks and supervises its workers.
+"""The supervisor: loads one model version once, then forks and supervises its workers.
 
-Started by the gateway as ``python -m workers.pool`` with a :class:`~workers.wire.PoolSpec` on
-stdin, a clean environment (the model's ``env`` and what Python needs, none of the gateway's
+Started by the gateway as ``python -m workers.supervisor`` with a :class:`~workers.wire.PoolSpec`
+on stdin, a clean environment (the model's ``env`` and what Python needs, none of the gateway's
 variables) and its own session, so a Ctrl-C in the gateway's terminal is the gateway's to handle.
+``modelgate worker`` runs the same :func:`run_supervisor` in its own process, for a remote pool.
 
 With ``preload`` (the default) the script runs here, before the fork: every worker shares the
 loaded model's pages copy-on-write, and a replacement worker starts in milliseconds because
@@ -41,6 +42,7 @@ from workers.wire import (
     decode_spec,
     encode_event,
 )
+from workers.worker import serve
 
 log = structlog.get_logger("modelgate.pool")
 
@@ -94,6 +96,7 @@ class StatusPipe:
 
 
 def _worker_main(spec: PoolSpec, runner: Runner | None, status: StatusPipe) -> None:
+    """A worker's life after the fork (see :class:`Supervisor`)."""
     die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
@@ -103,13 +106,31 @@ def _worker_main(spec: PoolSpec, runner: Runner | None, status: StatusPipe) -> N
         except LoadError as exc:
             status.send(LoadFailed(str(exc)))
             os._exit(EXIT_LOAD_FAILED)
-    from workers.worker import serve
-
     serve(spec, runner)
 
 
-class PoolParent:
-    """Keeps ``spec.workers`` children alive until told to stop."""
+class Supervisor:
+    """Keeps ``spec.workers`` worker processes alive until SIGTERM or SIGINT.
+
+    The contract of the fork, as in gunicorn's ``workers/base.py``:
+
+    * **Before the fork**, here, once: the runner is loaded when ``spec.preload`` (the user's
+      script runs; see :class:`~workers.runners.Runner`), signal handlers are installed that
+      only set a flag and wake the loop, and nothing is connected: no socket, no thread.
+    * **After the fork**, in each child (:func:`_worker_main`): it asks Linux to kill it with
+      this process, puts SIGTERM and SIGHUP back to their defaults, loads the runner itself
+      when it was not preloaded (a failure is reported as ``LoadFailed`` and exits with
+      ``EXIT_LOAD_FAILED``), then opens its own connection to the gateway and serves
+      (:func:`workers.worker.serve`) until the gateway says stop.
+    * **What this process expects of a worker**: that it lives as long as it can serve and
+      exits when it cannot. Nothing else goes between the two: the worker's liveness towards
+      the gateway is its heartbeat, so a worker stuck in a long call is the gateway's to kill
+      (by pid, at its call's timeout). Every exit is reported (``WorkerExited`` with the exit
+      status) and the worker replaced, with backoff while workers die young.
+    * **What the gateway expects of this process**: ``WorkerStarted``, ``WorkerExited`` and
+      ``LoadFailed`` lines on the status pipe as they happen, and on SIGTERM workers stopped
+      (SIGTERM, then SIGKILL after 5 s) before it exits.
+    """
 
     def __init__(self, spec: PoolSpec, status: StatusPipe) -> None:
         self.spec = spec
@@ -213,12 +234,12 @@ def main() -> int:
     sys.stdout = sys.stderr
     die_with_parent()
     configure_logging(spec.log_json)
-    return run_pool(spec, status)
+    return run_supervisor(spec, status)
 
 
-def run_pool(spec: PoolSpec, status: StatusPipe) -> int:
+def run_supervisor(spec: PoolSpec, status: StatusPipe) -> int:
     """Load (with preload) and keep ``spec.workers`` workers running until SIGTERM/SIGINT."""
-    parent = PoolParent(spec, status)
+    parent = Supervisor(spec, status)
     if spec.preload or spec.workers == 0:
         try:
             parent.preload()

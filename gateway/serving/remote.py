@@ -17,7 +17,7 @@ import zmq
 import zmq.auth
 
 from gateway.config import CurveSettings, Deployment
-from gateway.dispatch import Dispatcher
+from gateway.serving.dispatcher import Dispatcher
 
 log = structlog.get_logger("modelgate.remote")
 

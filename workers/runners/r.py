@@ -1,6 +1,6 @@
 """Runs an R script once (embedded R through rpy2) and calls one of its functions per request.
 
-**Before or after the fork.** R is started and the script sourced in the pool parent, before
+**Before or after the fork.** R is started and the script sourced in the supervisor, before
 the fork (the default ``preload``), as for Python. Measured on the wine model (R 4.2.2,
 randomForest, 2 workers; PSS from /proc/PID/smaps_rollup, parent + workers, after 50
 calls): 155 MB with preload against 179 MB without, and both pools ready in ~0.75 s. The saving
@@ -10,14 +10,14 @@ warm parent, serving at once, instead of a new R start and model load (~0.7 s) a
 R is single-threaded and keeps working after ``fork`` (``parallel::mcparallel`` relies on the
 same); each worker then has its own copy of R's state. What a fork would share that must not be
 shared is handled here: the R random number stream is reseeded in each child when the script
-had seeded it (as ``parallel`` and Python's ``random`` do), and only the pool parent, which exits
+had seeded it (as ``parallel`` and Python's ``random`` do), and only the supervisor, which exits
 last, runs R's exit code (workers leave with ``os._exit``), so the session's temporary directory
 is not removed under the others.
 
 **Calls.** A call is built and evaluated on R's C API (``R_tryEval``), values converted by
-:mod:`workers.r_convert` without rpy2's per-object wrappers. The function is called through a
-small R closure, ``withCallingHandlers(f(...), error =, warning =)``, the cheapest way to see
-R's errors and warnings (``tryCatch`` costs twice as much; R's global handlers are not active
+:mod:`workers.runners.r_convert` without rpy2's per-object wrappers. The function is called
+through a small R closure, ``withCallingHandlers(f(...), error =, warning =)``, the cheapest way to
+see R's errors and warnings (``tryCatch`` costs twice as much; R's global handlers are not active
 under ``R_tryEval``): an error is recorded with its call stack and then reaches the top level,
 so ``R_tryEval`` reports it, and the runner raises :class:`ModelFailure` with the condition's
 class and message (the stack goes to the log); a warning is logged and muffled, never fatal.
@@ -118,7 +118,7 @@ def _start() -> dict[str, Any]:
     import rpy2.rinterface_lib.callbacks as callbacks
     import rpy2.rinterface_lib.embedded as embedded
 
-    from workers import r_convert
+    from workers.runners import r_convert
 
     library_path = os.environ.get("LD_LIBRARY_PATH")
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -227,7 +227,7 @@ class RRunner:
     """A sourced R script and one of its functions."""
 
     def __init__(self, script: str, function: str) -> None:
-        from workers.r_convert import r_class
+        from workers.runners.r_convert import r_class
 
         harness = start_r()
         ri = harness["ri"]
@@ -249,7 +249,7 @@ class RRunner:
 
     def call(self, args: list[Any] | None, kwargs: dict[str, Any] | None) -> tuple[bytes, float]:
         """See :class:`workers.runners.Runner`."""
-        from workers.r_convert import from_r
+        from workers.runners.r_convert import from_r
 
         self.signature.check(args, kwargs)
         result, model_ms = self._call(args or [], kwargs or {}, from_r)
@@ -260,7 +260,7 @@ class RRunner:
         """See :meth:`workers.runners.Runner.call_batch`: each argument becomes the R vector
         (or list) of its values across the batch; the function returns one result per input
         (a vector, a list, or a data frame with one row per input)."""
-        from workers.r_convert import from_r_elements
+        from workers.runners.r_convert import from_r_elements
 
         if kwargs is not None:
             self.signature.check(None, kwargs[0])
@@ -278,7 +278,7 @@ class RRunner:
         return [_encode(result) for result in results], model_ms
 
     def _call(self, args: list[Any], kwargs: dict[str, Any], convert: Any) -> tuple[Any, float]:
-        from workers.r_convert import RUnconvertible, lib
+        from workers.runners.r_convert import RUnconvertible, lib
 
         try:
             value, model_ms = _evaluate_sexp(self._caller_sexp, args, kwargs)
@@ -305,7 +305,7 @@ def _evaluate_sexp(function: Any, args: list[Any], kwargs: dict[str, Any]
     Returns the result *protected* (the caller unprotects it), or None when R raised an error,
     and the milliseconds R spent evaluating.
     """
-    from workers.r_convert import ffi, lib, symbol, to_r
+    from workers.runners.r_convert import ffi, lib, symbol, to_r
 
     arguments = lib.Rf_protect(lib.Rf_allocList(len(args) + len(kwargs)))
     try:
@@ -333,7 +333,7 @@ def _evaluate_sexp(function: Any, args: list[Any], kwargs: dict[str, Any]
 
 def _evaluate(function: Any, args: list[Any], kwargs: dict[str, Any]) -> bool | None:
     """``function(...)`` for an rpy2 function, at load: True if it ran, None if R failed."""
-    from workers.r_convert import lib
+    from workers.runners.r_convert import lib
 
     value, _ = _evaluate_sexp(function.__sexp__._cdata, args, kwargs)
     if value is None:
@@ -343,7 +343,7 @@ def _evaluate(function: Any, args: list[Any], kwargs: dict[str, Any]) -> bool | 
 
 
 def _last_error(harness: dict[str, Any]) -> dict[str, Any]:
-    from workers.r_convert import from_r
+    from workers.runners.r_convert import from_r
 
     described = harness["last_error"]()
     return from_r(described.__sexp__._cdata)  # type: ignore[no-any-return]

@@ -1,4 +1,8 @@
-"""The ``modelgate`` command: parses arguments and calls functions that tests call too."""
+"""The ``modelgate`` command: parses arguments and calls functions that tests call too.
+
+Each command imports what it needs when it runs, so that ``modelgate token new`` or ``--help``
+do not load aiohttp, ZeroMQ or the YAML editor.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.load:
         import asyncio
 
-        from gateway.check import load_problems
+        from gateway.cli.check import load_problems
 
         problems = asyncio.run(load_problems(deployment))
         if problems:
@@ -32,7 +36,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.server import serve
+    from gateway.cli.serve import serve
 
     return serve(args.config, listen=args.listen, json_logs=args.json_logs)
 
@@ -61,52 +65,22 @@ def _keys_new(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import msgspec
-    import zmq.auth
+    from gateway.cli.worker import run
 
-    from gateway.config import ConfigError, load
-    from gateway.service import pool_spec
-    from workers.pool import StatusLog, configure_logging, run_pool
-
-    try:
-        deployment = load(args.config, check_secrets=False)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    model = deployment.models.get(args.model)
-    if model is None or args.version not in model.versions:
-        print(f"{args.config}: no version {args.version} of model {args.model}", file=sys.stderr)
-        return 1
-    json_logs = not sys.stdout.isatty() if args.json_logs is None else args.json_logs
-    spec = pool_spec(deployment, args.model, args.version, args.connect, json_logs)
-    workers = args.workers or max(1, spec.workers)
-    curve: dict[str, str] = {}
-    if args.connect.startswith("tcp://"):
-        if not (args.key and args.server_key):
-            print("over TCP a worker needs --key (its secret certificate) and --server-key "
-                  "(the gateway's public certificate)", file=sys.stderr)
-            return 1
-        public, secret = zmq.auth.load_certificate(args.key)
-        server, _ = zmq.auth.load_certificate(args.server_key)
-        if secret is None:
-            print(f"{args.key} holds no secret key", file=sys.stderr)
-            return 1
-        curve = {"curve_public_key": public.decode(), "curve_secret_key": secret.decode(),
-                 "curve_server_key": server.decode()}
-    spec = msgspec.structs.replace(spec, workers=workers, **curve)
-    configure_logging(json_logs)
-    return run_pool(spec, StatusLog())
+    return run(args.config, args.model, args.version, args.connect, workers=args.workers,
+               key=args.key, server_key=args.server_key, json_logs=args.json_logs)
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from gateway import control, edits
+    from gateway.cli import control, edits
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.promote(args.model, args.version))
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from gateway import audit, control, edits
+    from gateway import audit
+    from gateway.cli import control, edits
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.rollback(args.model,
@@ -114,14 +88,14 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _unpublish(args: argparse.Namespace) -> int:
-    from gateway import control, edits
+    from gateway.cli import control, edits
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.unpublish(args.model, args.version))
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from gateway import control, edits
+    from gateway.cli import control, edits
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.publish(
@@ -131,7 +105,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _reload(args: argparse.Namespace) -> int:
-    from gateway import control
+    from gateway.cli import control
 
     return control.reload(args.config, args.url, args.wait)
 
@@ -235,6 +209,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.run(args))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

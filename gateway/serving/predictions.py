@@ -20,30 +20,20 @@ import secrets
 import sqlite3
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
 import structlog
-from aiohttp import web
 
-from gateway import logs
-from gateway.app import SERVICE, error_response, read_body, request_id
-from gateway.errors import BadRequest, ModelgateError, NotFound, Overloaded
-from gateway.openapi import documented
-from gateway.service import Service
-from workers.wire import BadEnvelope, Envelope, decode_envelope
+from gateway.errors import ModelgateError, NotFound, Overloaded
+from gateway.serving.service import Service
 
 log = structlog.get_logger("modelgate.async")
 T = TypeVar("T")
 Status = Literal["queued", "running", "succeeded", "failed"]
-ROUTE = "/api/modelApis/async/v1/{model}"
 RETRY_MAX_S = 1.0  # longest wait before trying again a pool whose queue is full
-
-
-class Accepted(msgspec.Struct, frozen=True, rename="camel"):
-    async_prediction_id: str
 
 
 class PredictionError(msgspec.Struct, frozen=True):
@@ -69,7 +59,6 @@ class Row(NamedTuple):
     finished: float | None
 
 
-_encode = msgspec.json.Encoder().encode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -296,76 +285,26 @@ class AsyncRunner:
         delay = 0.05
         while True:  # a full pool queue is a reason to wait, not to fail
             try:
-                # Pick the version only now, with no await before submit (as model_call does).
-                served = self.service.table.model(model).pick("prod")
-                assert self.service.dispatcher is not None
-                future = self.service.dispatcher.submit(served.pool, body)
-                break
-            except Overloaded:
-                if self._closing:
-                    return None
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX_S, delay * 2)
-            except ModelgateError as exc:  # the model is gone, or its version is unavailable
+                served, replied = self.service.submit(model, "prod", body)
+            except ModelgateError as exc:  # the model is gone
                 return None, None, PredictionError(exc.type, exc.message)
+            refused = replied.exception() if replied.done() else None
+            if not isinstance(refused, Overloaded):
+                break
+            if self._closing:
+                return None
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
+        if isinstance(refused, ModelgateError):  # its version is unavailable
+            return None, None, PredictionError(refused.type, refused.message)
         await self._db(self.store.mark_running, pid, served.number)
         try:
-            reply = await future
+            reply = await replied
         except ModelgateError as exc:
             return served.number, None, PredictionError(exc.type, exc.message)
         if reply.error is not None:
             return served.number, None, PredictionError(reply.error.type, reply.error.message)
         return served.number, reply.result, None
-
-
-# ---------------------------------------------------------------------- HTTP
-
-RUNNER = web.AppKey("async_runner", AsyncRunner)
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-_JSON = "application/json"
-
-
-def _caller(request: web.Request, service: Service, name: str) -> tuple[str | None, bool]:
-    """(token name, restricted?) for a call on model ``name``; 401/403/404 as a model call."""
-    routes, token = service.callable_model(name, request.headers.get("Authorization"))
-    return token, not routes.public
-
-
-@documented("Queue an asynchronous prediction on the production version", "async",
-            request=Envelope, response=Accepted, status=202,
-            errors=(400, 401, 403, 404, 413, 503), auth=True)
-async def submit(request: web.Request) -> web.Response:
-    rid = request_id(request.headers.get("X-Request-Id"))
-    service = request.app[SERVICE]
-    name = request.match_info["model"]
-    try:
-        token, _ = _caller(request, service, name)
-        body = await read_body(request, service.deployment.gateway.max_body_bytes)
-        try:  # stored now, run later: refuse a body that is not a call while the caller waits
-            decode_envelope(body)
-        except BadEnvelope as exc:
-            raise BadRequest(str(exc)) from None
-        pid = await request.app[RUNNER].submit(name, token, body)
-    except ModelgateError as exc:
-        return error_response(exc, rid)
-    return web.Response(status=202, body=_encode(Accepted(pid)), content_type=_JSON,
-                        headers={"X-Request-Id": rid,
-                                 "Location": f"/api/modelApis/async/v1/{name}/{pid}"})
-
-
-@documented("State and result of an asynchronous prediction", "async",
-            response=PredictionStatus, errors=(401, 403, 404), auth=True)
-async def status(request: web.Request) -> web.Response:
-    rid = request_id(request.headers.get("X-Request-Id"))
-    service = request.app[SERVICE]
-    name = request.match_info["model"]
-    try:
-        caller, restricted = _caller(request, service, name)
-        state = await request.app[RUNNER].status(name, request.match_info["id"], caller,
-                                                 restricted)
-    except ModelgateError as exc:
-        return error_response(exc, rid)
-    return web.Response(body=_encode(state), content_type=_JSON, headers={"X-Request-Id": rid})
 
 
 def database_path(service: Service) -> str:
@@ -374,38 +313,3 @@ def database_path(service: Service) -> str:
     if configured == ":memory:":
         return configured
     return str(service.deployment.base_dir / configured)
-
-
-def install(app: web.Application) -> None:
-    """Add the routes, and the runner's lifetime inside the service's (call after the pools'
-    cleanup context is added: it starts once the pools are up and stops before they go)."""
-
-    service = app[SERVICE]
-    app[RUNNER] = AsyncRunner(service, database_path(service))
-
-    async def runner(app: web.Application) -> AsyncIterator[None]:
-        await app[RUNNER].start()
-        yield
-        await app[RUNNER].stop(service.deployment.gateway.drain_timeout_s)
-
-    app.cleanup_ctx.append(runner)
-    request_log = logs.request_logger() if service.deployment.gateway.access_log else None
-    app.router.add_post(ROUTE, _logged(submit, "async_submit", request_log))
-    app.router.add_get(ROUTE + "/{id}", _logged(status, "async_status", request_log))
-
-
-def _logged(handler: Handler, call: str, request_log: Any) -> Handler:
-    """The handler, writing the one line per request that model calls write too."""
-    if request_log is None:
-        return handler
-
-    @functools.wraps(handler)  # keeps its __openapi__
-    async def handle(request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        response = await handler(request)
-        request_log.info("request", request_id=response.headers.get("X-Request-Id"),
-                         model=request.match_info["model"], call=call, status=response.status,
-                         ms=round((time.perf_counter() - started) * 1000.0, 3))
-        return response
-
-    return handle

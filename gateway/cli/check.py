@@ -8,13 +8,12 @@ model's environment, exactly as when serving) that exits right after loading.
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import msgspec
 
 from gateway.config import Deployment
-from gateway.pools import worker_environment
-from workers.wire import LoadFailed, PoolSpec, decode_event, encode_spec
+from gateway.serving.supervisor_process import spawn_supervisor
+from workers.wire import LoadFailed, PoolSpec, decode_event
 
 
 async def load_problems(deployment: Deployment, timeout_s: float = 300.0) -> list[str]:
@@ -33,12 +32,9 @@ async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float)
     spec = PoolSpec(model=name, version=n, version_id="check", language=version.language,
                     script=str(deployment.script_path(version)), function=version.function,
                     workers=0, env=dict(model.env), connect="", log_json=True)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.pool", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        env=worker_environment(spec.env), start_new_session=True)
+    process = await spawn_supervisor(spec, stderr=asyncio.subprocess.DEVNULL)
     try:
-        out, _ = await asyncio.wait_for(process.communicate(encode_spec(spec)), timeout_s)
+        out, _ = await asyncio.wait_for(process.communicate(), timeout_s)
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -24,13 +24,14 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from gateway import __version__, logs, metrics
-from gateway.app import SERVICE, read_body, request_id
-from gateway.errors import CallFailed, MethodNotAllowed, ModelgateError, NotFound
-from gateway.openapi import documented, hidden
-from gateway.routing import ModelRoutes, Served
-from gateway.service import Service
+from gateway import __version__, logs
+from gateway.errors import CallFailed, ModelgateError, NotFound
+from gateway.serving.routing import ModelRoutes, Served
+from gateway.serving.service import Service
 from gateway.tensors import InferRequest, InferResponse, call_body, outputs
+from gateway.web.http import error_response, method_not_allowed, read_body
+from gateway.web.keys import REQUEST_ID, SERVICE
+from gateway.web.openapi import documented, hidden
 
 log = structlog.get_logger("modelgate.v2")
 T = TypeVar("T")
@@ -92,16 +93,17 @@ def _v2(handler: Handler, recorder: Recorder | None = None
     @functools.wraps(handler)
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        rid = request_id(request.headers.get("X-Request-Id"))
+        rid: str = request[REQUEST_ID]
         response: web.Response | None = None  # None at the end: the client went away
         try:
             try:
                 response = await handler(request, rid)
             except ModelgateError as exc:
-                response = error_response(exc)
+                response = error_response(exc, rid, v2_error)
             except Exception:
                 log.exception("unhandled", path=request.path, request_id=rid)
-                response = error_response(ModelgateError("internal error; see the gateway log"))
+                response = error_response(ModelgateError("internal error; see the gateway log"),
+                                          rid, v2_error)
         finally:
             if recorder is not None:
                 recorder(request, rid, 499 if response is None else response.status,
@@ -113,14 +115,14 @@ def _v2(handler: Handler, recorder: Recorder | None = None
 
 
 def recorder(service: Service, request_log: Any) -> Recorder:
-    """The metrics and the request log line of a V2 call, as model_call writes them."""
+    """The metrics and the request log line of a V2 call, as model calls write them."""
 
     def record(request: web.Request, rid: str, status: int, seconds: float) -> None:
         served: Served | None = request.get(SERVED_KEY)
         if served is not None:
             served.pool.stats.record(status, seconds, request.get(MODEL_MS_KEY, -1.0))
         else:
-            metrics.record_unrouted(request, service, _label(request), status)
+            service.count_unrouted(request.match_info["model"], _label(request), status)
         if request_log is not None:
             request_log.info("request", request_id=rid, model=request.match_info["model"],
                              version=served and served.number, call="v2_infer", status=status,
@@ -129,9 +131,8 @@ def recorder(service: Service, request_log: Any) -> Recorder:
     return record
 
 
-def error_response(exc: ModelgateError) -> web.Response:
-    return web.Response(body=_encode(V2Error(exc.message)), status=exc.status,
-                        headers={"Content-Type": "application/json", **exc.headers})
+def v2_error(exc: ModelgateError, rid: str | None) -> V2Error:
+    return V2Error(exc.message)
 
 
 def _json(body: msgspec.Struct, status: int = 200) -> web.Response:
@@ -197,10 +198,9 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     raw = await read_body(request, service.deployment.gateway.max_body_bytes)
     infer_request, body = await _converted(len(raw), call_body, raw,
                                            request.headers.get("Inference-Header-Content-Length"))
-    # As in model_call: pick the version with no await before submit (a reload is seen).
-    served = service.table.model(name).pick(_label(request))
+    served, replied = service.submit(name, _label(request), body)
     request[SERVED_KEY] = served
-    reply = await service.dispatcher.submit(served.pool, body)  # type: ignore[union-attr]
+    reply = await replied
     request[MODEL_MS_KEY] = reply.model_ms
     if reply.error is not None:
         raise CallFailed(reply.error.status, reply.error.type, reply.error.message)
@@ -247,10 +247,7 @@ def install(app: web.Application) -> None:
             if resource is not None:
                 allowed |= (await resource.resolve(request))[1]
         if allowed:
-            error = MethodNotAllowed(f"{request.method} is not allowed here; use "
-                                     f"{', '.join(sorted(allowed))}")
-            error.headers = {"Allow": ", ".join(sorted(allowed))}
-            raise error
+            raise method_not_allowed(request.method, allowed)
         raise NotFound(f"no route {request.method} {request.path}")
 
     app.router.add_route("*", "/v2/{tail:.*}", _v2(unrouted))

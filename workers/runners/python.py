@@ -11,9 +11,9 @@ from typing import Any
 
 import structlog
 
-from workers.arguments import ArgumentCheck
-from workers.convert import Unconvertible, encode_result, to_json_value
 from workers.errors import LoadError, ModelFailure
+from workers.runners.arguments import ArgumentCheck
+from workers.runners.convert import Unconvertible, encode_result, to_json_value
 
 log = structlog.get_logger("modelgate.worker")
 

@@ -3,8 +3,8 @@
 What a client needs to call the models its token may see: their routing, which version answers
 ``latest`` and ``labels/prod``, and per version its language, function, version id, workers and
 the URLs that call it. The same visibility rule as the web page's list
-(:func:`gateway.webui.visible_models`): public models for anyone, plus the models the presented
-token may call; a token that is not known is 401.
+(:meth:`~gateway.serving.service.Service.visible_models`): public models for anyone, plus the
+models the presented token may call; a token that is not known is 401.
 
 For one model the answers are those of a call to it (SPEC §4): unknown model 404, a restricted
 one 401 without a token and 403 with a token it does not allow. Answering 404 there would hide
@@ -19,12 +19,11 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from gateway.app import SERVICE
 from gateway.errors import Forbidden, NotFound, Unauthorized
-from gateway.openapi import documented
-from gateway.routing import ModelRoutes
-from gateway.service import Service
-from gateway.webui import visible_models
+from gateway.serving.routing import ModelRoutes
+from gateway.serving.service import Service
+from gateway.web.keys import SERVICE
+from gateway.web.openapi import documented
 
 HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store",
            "Vary": "Authorization"}
@@ -99,7 +98,7 @@ def describe(routes: ModelRoutes) -> CatalogueModel:
 
 def find(service: Service, name: str, authorization: str | None) -> ModelRoutes:
     """The model ``name`` if the caller may see it; the errors a call to it would get if not."""
-    models, token = visible_models(service, authorization)  # 401 for an unknown token
+    models, token = service.visible_models(authorization)  # 401 for an unknown token
     for routes in models:
         if routes.name == name:
             return routes
@@ -114,7 +113,7 @@ def find(service: Service, name: str, authorization: str | None) -> ModelRoutes:
 @documented("The models the caller may call", "catalogue", response=Catalogue,
             errors=(401,), auth=True)
 async def list_models(request: web.Request) -> web.Response:
-    models, _ = visible_models(request.app[SERVICE], request.headers.get("Authorization"))
+    models, _ = request.app[SERVICE].visible_models(request.headers.get("Authorization"))
     body = msgspec.json.encode(Catalogue(models=[describe(m) for m in models]))
     return web.Response(body=body, headers=HEADERS)
 

@@ -2,10 +2,9 @@
 
 Most of what is exported is state the gateway keeps anyway (ready workers, calls held by
 workers, calls waiting in a version's queue), read when Prometheus scrapes, by a custom
-collector. What must be recorded per call is kept in one :class:`VersionStats` per served
-(model, version): a dict of counts by status code and two arrays of histogram buckets, bumped
-in the request handler with one ``bisect`` each, no locks (everything runs on the event loop)
-and no prometheus_client objects on the hot path.
+collector. What must be recorded per call is kept in one
+:class:`~gateway.serving.stats.VersionStats` per served (model, version), with no
+prometheus_client objects on the hot path.
 
 Labels are bounded: ``model`` and ``version`` only ever come from the deployment (a call to a
 model or version that is not served is counted without them), ``code`` is an HTTP status.
@@ -14,9 +13,7 @@ Request ids and tokens are never labels.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -32,51 +29,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from gateway import __version__
-from gateway.errors import NotFound
-from gateway.openapi import documented
+from gateway.serving.service import Service
+from gateway.serving.stats import BOUNDS_S
+from gateway.web.keys import SERVICE
+from gateway.web.openapi import documented
 
-if TYPE_CHECKING:
-    from gateway.service import Service
-
-# Bucket bounds in seconds: from a pipelined cheap function (well under 1 ms) to a call at
-# the default 30 s timeout.
-BOUNDS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            10.0, 30.0, 60.0)
-_BOUNDS_MS = tuple(b * 1000.0 for b in BOUNDS_S)  # replies carry model time in ms
 _LE = [*map(floatToGoString, BOUNDS_S), "+Inf"]
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"  # OpenMetrics when Accept asks for it
-
-
-class VersionStats:
-    """What is counted per call for one (model, version). The dispatcher keeps one per
-    (model, version) across redeploys of new content, so counters only go up while the
-    version is served."""
-
-    __slots__ = ("codes", "latency", "latency_sum_s", "model_time", "model_time_sum_ms",
-                 "pool_restarts", "worker_restarts")
-
-    def __init__(self) -> None:
-        self.codes: dict[int, int] = {}
-        self.latency = [0] * (len(BOUNDS_S) + 1)  # per bucket, not cumulative
-        self.latency_sum_s = 0.0
-        self.model_time = [0] * (len(BOUNDS_S) + 1)
-        self.model_time_sum_ms = 0.0
-        self.worker_restarts = 0
-        self.pool_restarts = 0
-
-    def record(self, status: int, seconds: float, model_ms: float) -> None:
-        """One call that reached this version; ``model_ms`` < 0 when no worker answered."""
-        codes = self.codes
-        codes[status] = codes.get(status, 0) + 1
-        self.latency[bisect_left(BOUNDS_S, seconds)] += 1
-        self.latency_sum_s += seconds
-        if model_ms >= 0.0:
-            self.model_time[bisect_left(_BOUNDS_MS, model_ms)] += 1
-            self.model_time_sum_ms += model_ms
-
-    def count(self, status: int) -> None:
-        """A call refused before it was handed to the pool (token, body): counted, not timed."""
-        self.codes[status] = self.codes.get(status, 0) + 1
 
 
 def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:
@@ -93,7 +52,6 @@ class GatewayCollector(Collector):
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.unrouted: dict[int, int] = {}  # calls naming no served model or version, by status
 
     def collect(self) -> Iterator[Metric]:
         service = self.service
@@ -128,7 +86,7 @@ class GatewayCollector(Collector):
         unrouted = CounterMetricFamily(
             "modelgate_unrouted_requests", "Model calls naming a model or version that is not "
             "served (no model label: its name came from the URL).", labels=["code"])
-        for code, n in sorted(self.unrouted.items()):
+        for code, n in sorted(service.unrouted.items()):
             unrouted.add_metric([str(code)], n)
         yield unrouted
         yield from self._pool_state(service)
@@ -157,32 +115,9 @@ class GatewayCollector(Collector):
         yield from (ready, expected, in_flight, queued)
 
 
-METRICS = web.AppKey("metrics", GatewayCollector)
-
-
-def record_unrouted(request: web.Request, service: Service, label: str, status: int) -> None:
-    """Count a model call answered before a version was picked (bad token, empty body, unknown
-    model...): under the version ``label`` names when it is served, otherwise without a model
-    (a name taken from the URL would let callers create series at will)."""
-    collector = request.app.get(METRICS)
-    if collector is None:
-        return
-    routes = service.table.models.get(request.match_info.get("model", ""))
-    if routes is not None:
-        try:
-            routes.pick(label).pool.stats.count(status)
-            return
-        except (NotFound, ValueError):
-            pass
-    collector.unrouted[status] = collector.unrouted.get(status, 0) + 1
-
-
 def install(app: web.Application) -> None:
-    """``GET /metrics``, reading the app's service (set up by create_app before this)."""
-    from gateway.app import SERVICE  # gateway.app imports this module
-
+    """``GET /metrics``, reading the app's service."""
     collector = GatewayCollector(app[SERVICE])
-    app[METRICS] = collector
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     ProcessCollector(registry=registry)  # the gateway's own CPU, memory and open files

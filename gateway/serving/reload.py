@@ -1,4 +1,4 @@
-"""Hot reload of the served config, and the admin API (SPEC §5, §6).
+"""Hot reload of the served config (SPEC §5, §6): what SIGHUP and ``POST /admin/reload`` run.
 
 A reload reads the file the gateway serves, validates it, and hands it to
 :meth:`Service.reload` (new pools ready before the routing table is swapped, unchanged pools
@@ -8,10 +8,9 @@ keeps serving, and the failure is logged and audited as ``reload_failed``. SIGHU
 start (:data:`START_ONLY`) keep their running values; a file that changes them is reloaded,
 and the report, the log and the audit line say which need a restart.
 
-The admin API answers admin tokens only (``admin: true`` in the config): 401 without a known
-token, 403 for a token that is not an admin. Its errors: 400 ``bad_config`` (the file is not
-valid: the message lists every problem) and 500 ``reload_failed`` (the new pools could not
-start: the message names the version and its reason).
+Its two errors: 400 ``bad_config`` (the file is not valid: the message lists every problem) and
+500 ``reload_failed`` (the new pools could not start: the message names the version and its
+reason).
 """
 
 from __future__ import annotations
@@ -21,19 +20,15 @@ from pathlib import Path
 
 import msgspec
 import structlog
-from aiohttp import web
 
 from gateway import audit
-from gateway.app import SERVICE
+from gateway.api import ReloadReport
 from gateway.config import ConfigError, Deployment, load_bytes
-from gateway.errors import BadRequest, ModelgateError
-from gateway.openapi import documented
-from gateway.service import ReloadError, Service
+from gateway.errors import ModelgateError
+from gateway.serving.service import ReloadError, Service
 
 log = structlog.get_logger("modelgate.admin")
 
-AUDIT_LIMIT_DEFAULT = 100
-AUDIT_LIMIT_MAX = 1000
 # Read once at start: the socket, aiohttp's body limit, the routes' request log, the HTTP
 # drain, the remote workers' socket and keys, the async predictions' database.
 START_ONLY = ("listen", "max_body_bytes", "access_log", "drain_timeout_s", "workers_listen",
@@ -46,23 +41,6 @@ class BadConfig(ModelgateError):
 
 class ReloadFailed(ModelgateError):
     status, type = 500, "reload_failed"
-
-
-class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What a reload did: pools started, kept warm and stopped, where production goes, and
-    the changed gateway settings that only a restart applies (``gateway.max_body_bytes``...)."""
-
-    config: str
-    config_sha256: str
-    started: list[str]
-    kept: list[str]
-    stopped: list[str]
-    production: dict[str, int]
-    needs_restart: list[str] = []
-
-
-class AuditPage(msgspec.Struct, frozen=True):
-    lines: list[audit.AuditLine]
 
 
 class Reloader:
@@ -177,56 +155,3 @@ async def record(service: Service, line: audit.AuditLine) -> None:
     except OSError as exc:
         log.warning("audit_log_unwritable", path=str(path), error=exc.strerror,
                     action=line.action)
-
-
-# ------------------------------------------------------------------ the admin API
-
-RELOADER = web.AppKey("reloader", Reloader)
-_encode = msgspec.json.Encoder().encode
-_JSON = {"Content-Type": "application/json"}
-
-
-def _admin(request: web.Request) -> str:
-    """The caller's admin token name; 401 or 403 otherwise."""
-    tokens = request.app[SERVICE].tokens
-    return tokens.authorize(request.headers.get("Authorization"), tokens.admins,
-                            "the admin API")
-
-
-@documented("Reload the deployment file", "admin", response=ReloadReport,
-            errors=(400, 401, 403, 500), auth=True)
-async def reload_handler(request: web.Request) -> web.Response:
-    actor = _admin(request)
-    report = await request.app[RELOADER].reload(actor)
-    return web.Response(body=_encode(report), headers=_JSON)
-
-
-@documented("Recent audit log lines; query: model, action, limit (1-1000)", "admin",
-            response=AuditPage, errors=(400, 401, 403), auth=True)
-async def audit_handler(request: web.Request) -> web.Response:
-    _admin(request)
-    query = request.query
-    limit = _limit(query.get("limit"))
-    service = request.app[SERVICE]
-    lines = await asyncio.to_thread(audit.recent, audit.audit_path(service.deployment), limit,
-                                    query.get("model"), query.get("action"))
-    return web.Response(body=_encode(AuditPage(lines)),
-                        headers={**_JSON, "Cache-Control": "no-store"})
-
-
-def _limit(given: str | None) -> int:
-    if given is None:
-        return AUDIT_LIMIT_DEFAULT
-    try:  # not str.isdigit: "²" is a digit that int() refuses
-        limit = int(given)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= AUDIT_LIMIT_MAX:
-        raise BadRequest(f"limit must be a whole number from 1 to {AUDIT_LIMIT_MAX}")
-    return limit
-
-
-def install(app: web.Application) -> None:
-    app[RELOADER] = Reloader(app[SERVICE])
-    app.router.add_post("/admin/reload", reload_handler)
-    app.router.add_get("/admin/audit", audit_handler)

@@ -11,19 +11,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from gateway import __version__
+from gateway.api import Release
 from gateway.config import Model
-from gateway.dispatch import VersionPool
 from gateway.errors import NotFound
-
-
-class Release(msgspec.Struct, frozen=True):
-    """The ``release`` block of every response."""
-
-    model: str
-    model_version: str
-    model_version_number: int
-    harness_version: str = __version__
+from gateway.serving.dispatcher import VersionPool
 
 
 @dataclass(frozen=True, eq=False)

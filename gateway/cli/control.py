@@ -1,6 +1,6 @@
 """The command line's side of a running gateway: edit its file, audit, make it reload.
 
-``modelgate promote`` and friends edit the deployment file (:mod:`gateway.edits`), append
+``modelgate promote`` and friends edit the deployment file (:mod:`gateway.cli.edits`), append
 the action to the audit log, then make the gateway serving that file reload it: by SIGHUP to
 the process named in ``<config>.pid`` (which the gateway writes while it serves the file), or
 with ``--url`` through its admin API. With SIGHUP, the outcome is the gateway's ``reload`` or
@@ -20,7 +20,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway import audit, edits
+import msgspec
+
+from gateway import audit
+from gateway.api import ErrorBody, ReloadReport
+from gateway.cli import edits
 
 PathLike = str | os.PathLike[str]
 
@@ -99,11 +103,6 @@ def _reload(path: Path, audit_log: Path, digest: str, url: str | None, wait: flo
 def _reload_through_api(url: str, wait: float, digest: str) -> int:
     import urllib.error
     import urllib.request
-
-    import msgspec
-
-    from gateway.admin import ReloadReport
-    from gateway.app import ErrorBody
 
     token = os.environ.get("MODELGATE_TOKEN")
     if not token:

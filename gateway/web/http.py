@@ -1,0 +1,69 @@
+"""What every route does with a request: its id, its body, and its errors as JSON.
+
+There is one error-to-JSON path, :func:`error_response`: for the routes' own answers, the
+middleware's (aiohttp's errors, surprises) and the V2 routes' (in their own body shape).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable
+
+import msgspec
+from aiohttp import web
+
+from gateway.api import ErrorBody, ErrorDetail
+from gateway.errors import BadRequest, MethodNotAllowed, ModelgateError, PayloadTooLarge
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+MAX_REQUEST_ID = 128
+_RID_PREFIX = os.urandom(4).hex()
+_rid_counter = itertools.count(1)
+_encode = msgspec.json.Encoder().encode
+ErrorShape = Callable[[ModelgateError, str | None], msgspec.Struct]
+
+
+def request_id(sent: str | None) -> str:
+    """Keep a client's ``X-Request-Id`` when it is sane; otherwise make one."""
+    if sent and len(sent) <= MAX_REQUEST_ID and sent.isprintable():
+        return sent
+    return f"{_RID_PREFIX}{next(_rid_counter):08x}"
+
+
+def error_body(exc: ModelgateError, rid: str | None) -> ErrorBody:
+    """``{"error": {"type", "message", "request_id"}}``: the gateway's errors (SPEC §4)."""
+    return ErrorBody(ErrorDetail(exc.type, exc.message, rid))
+
+
+def error_response(exc: ModelgateError, rid: str | None,
+                   shape: ErrorShape = error_body) -> web.Response:
+    """``exc`` as a JSON response: its status, its headers, and its body in ``shape``."""
+    headers = {**JSON_HEADERS, **exc.headers}
+    if rid is not None:
+        headers["X-Request-Id"] = rid
+    return web.Response(body=_encode(shape(exc, rid)), status=exc.status, headers=headers)
+
+
+def method_not_allowed(method: str, allowed: Iterable[str]) -> MethodNotAllowed:
+    """405, saying what is allowed (in the ``Allow`` header too, as RFC 9110 wants)."""
+    listed = ", ".join(sorted(allowed))
+    error = MethodNotAllowed(f"{method} is not allowed here; use {listed}")
+    error.headers = {"Allow": listed}
+    return error
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body has {request.content_length} bytes; "
+                              f"the limit is {limit}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
+    if not body:
+        raise BadRequest('the body is empty; send JSON such as {"data": {...}} '
+                         'or {"parameters": [...]}')
+    return body
+
+
