@@ -62,7 +62,8 @@ def test_every_pin_is_exact_and_hashed():
 def test_the_lock_carries_no_address_and_no_path():
     for line in LOCK_TEXT.splitlines():
         assert "://" not in line, line
-        assert not re.match(r"\s*(-e|--index-url|--extra-index-url|--find-links|-f|-i)\b", line), line
+        option = r"\s*(-e|--index-url|--extra-index-url|--find-links|-f|-i)\b"
+        assert not re.match(option, line), line
         assert not re.search(r"(^|\s)/(home|root|tmp|work|opt|usr)/", line), line
 
 
