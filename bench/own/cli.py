@@ -191,7 +191,7 @@ def main(argv: list[str], prog_command: str = "modelgate bench") -> int:
     if not outcomes:
         return status
     files = report.write(out, target, settings, outcomes, command, note)
-    print("\n".join(["", *report.plain_table(outcomes, settings), "",
-                     *report.conclusion(outcomes, settings)]).lstrip("\n"))
-    print(f"\nreport: {', '.join(str(f) for f in files)}")
+    conclusion = report.conclusion(outcomes, settings)
+    print("\n".join([*report.plain_table(outcomes, settings), *([""] if conclusion else []),
+                     *conclusion, "", f"report: {', '.join(str(f) for f in files)}"]))
     return status
