@@ -181,7 +181,8 @@ def main(argv: list[str], prog_command: str = "modelgate bench") -> int:
     try:
         sweep.run(target, settings, into=outcomes)
     except KeyboardInterrupt:
-        print("\ninterrupted; writing the levels done", file=sys.stderr)
+        print("\ninterrupted; " + ("the levels done are written" if outcomes else
+                                   "no level was done, nothing is written"), file=sys.stderr)
         status, note = 130, "interrupted: only the levels done are reported"
     except RuntimeError as exc:
         print(f"\nmodelgate bench: {exc}", file=sys.stderr)

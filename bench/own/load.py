@@ -16,13 +16,10 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench.contenders import exit_with_parent
+from bench.own.gateway_view import GatewayDelta, add
 from bench.wrk import require_wrk, threads_for
-
-if TYPE_CHECKING:
-    from bench.own.gateway_view import GatewayDelta
 
 LUA = Path(__file__).resolve().parent / "load.lua"
 SUMMARY = re.compile(r"^BENCH requests=(\d+) duration_us=(\d+) connect=(\d+) read=(\d+) "
@@ -152,8 +149,6 @@ def merge(windows: list[Window]) -> Window:
                     quantiles=_mixture(windows), windows=len(windows),
                     per_window_rps=[r for w in windows for r in w.per_window_rps],
                     per_window_p50=[p for w in windows for p in w.per_window_p50])
-    from bench.own.gateway_view import add
-
     merged.gateway = add([w.gateway for w in windows])
     return merged
 

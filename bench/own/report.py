@@ -81,7 +81,8 @@ def gateway_table(outcomes: list[Outcome], settings: Settings) -> list[str]:
         g, r = o.result.gateway, o.result
         if g is None:
             rows.append(f"| {o.level} | {o.version.title} | {r.answers} / - | {r.mean_ms:.2f} "
-                        "| - | - | - | - | /metrics not read |")
+                        "| - | - | - | - | not in /metrics (unreadable, or hidden from this "
+                        "token) |")
             continue
         codes = ", ".join(f"{c}: {n}" for c, n in sorted(g.codes.items()))
         rows.append(f"| {o.level} | {o.version.title} | {r.answers} / {g.calls} | "
