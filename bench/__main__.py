@@ -6,6 +6,9 @@ alternating between contenders (so drift on a shared machine hits all of them al
 
 A scenario is a YAML file of bench/scenarios/ (fields: ``Scenario`` below; contenders:
 ``bench.contenders.Contender``), so a new comparison is a new file.
+
+With ``--url``, ``-c``, ``--model``, ``--compare`` or ``--rate``, the command measures the user's
+own running deployment instead (``bench.own``).
 """
 
 from __future__ import annotations

@@ -167,6 +167,8 @@ def main(argv: list[str], prog_command: str = "modelgate bench") -> int:
     except BadInput as exc:
         print(f"modelgate bench: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     settings = sweep.Settings(levels=args.rate or args.concurrency, rate=bool(args.rate),
                               connections=args.connections, window=args.window,
                               max_windows=args.max_windows, tolerance=args.tolerance,
