@@ -6,6 +6,9 @@ alternating between contenders (so drift on a shared machine hits all of them al
 
 A scenario is a YAML file of bench/scenarios/ (fields: ``Scenario`` below; contenders:
 ``bench.contenders.Contender``), so a new comparison is a new file.
+
+With ``--url``, ``-c``, ``--model``, ``--compare`` or ``--rate``, the command measures the user's
+own running deployment instead (``bench.own``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import yaml
 
 from bench import report, wrk
 from bench.contenders import Contender, descendants, memory_mb, running
+from bench.own import cli as own
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 WARM_UP_S = 2.0
@@ -134,8 +138,16 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    typed = sys.argv[1:] if argv is None else argv
+    # `modelgate bench -- --duration 2`: the `--` lets options through gateway/cli/main.py's parser.
+    typed = typed[1:] if typed[:1] == ["--"] else typed
+    if own.wanted(typed):  # --url, -c, --model ...: the user's running deployment
+        return own.main(typed, "python -m bench" if argv is None else "modelgate bench")
     parser = argparse.ArgumentParser(prog="modelgate bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Your own running deployment instead: modelgate "
+                                     "bench --url URL --model M --body JSON (see `modelgate "
+                                     "bench --url URL -h`, or docs/cli.md).")
     parser.add_argument("--scenario", default="overhead",
                         help="a file name (without .yaml) of bench/scenarios/")
     parser.add_argument("--duration", "--seconds", type=positive, metavar="SECONDS",
@@ -144,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure each row N times and report medians (default: 1)")
     parser.add_argument("--concurrency", type=concurrency_list, metavar="1,16,64",
                         help="comma-separated connection counts (default: the scenario's)")
-    typed = sys.argv[1:] if argv is None else argv
-    # `modelgate bench -- --duration 2`: the `--` lets options through gateway/cli/main.py's parser.
-    args = parser.parse_args(typed[1:] if typed[:1] == ["--"] else typed)
+    args = parser.parse_args(typed)
     wrk.require_wrk()
     scenario = load(args.scenario)
     concurrencies = args.concurrency or scenario.concurrency

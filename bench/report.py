@@ -100,9 +100,11 @@ def write(name: str, description: str, command: str, lines: list[str]) -> Path:
 
 
 def plot(name: str, title: str, results: dict[tuple[int, str], Measurement],
-         contenders: list[str]) -> Path | None:
+         contenders: list[str], path: Path | None = None,
+         xlabel: str = "concurrent connections") -> Path | None:
     """Throughput and p99 latency against concurrency, one line per contender (a PNG beside
-    the markdown report); None when matplotlib is not installed (`make bench` installs it)."""
+    the markdown report, or at ``path``); None when matplotlib is not installed (`make bench`
+    installs it)."""
     try:
         import matplotlib
 
@@ -121,7 +123,7 @@ def plot(name: str, title: str, results: dict[tuple[int, str], Measurement],
     for axis, label in ((rps_axis, "requests/s"), (p99_axis, "p99 latency (ms)")):
         axis.set_xscale("log", base=2)
         axis.set_xticks(levels, [str(c) for c in levels])
-        axis.set_xlabel("concurrent connections")
+        axis.set_xlabel(xlabel)
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     p99_axis.set_yscale("log")  # plain numbers on it (0.5, 1, 2, 5 ...), not powers of ten
@@ -133,8 +135,9 @@ def plot(name: str, title: str, results: dict[tuple[int, str], Measurement],
     rps_axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.date.today().isoformat()}-{name}.png"
+    if path is None:
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"{datetime.date.today().isoformat()}-{name}.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

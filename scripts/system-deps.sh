@@ -11,6 +11,7 @@ packages=(
   build-essential                 # compilers for rpy2's extension
   iproute2                        # network namespaces in the remote-worker tests
   chromium                        # the web tester's browser test (driven by playwright)
+  wrk                             # the load generator of `modelgate bench` (and its tests)
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(wrk r-cran-plumber)
