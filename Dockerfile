@@ -39,7 +39,7 @@ RUN /opt/tools/bin/uv pip install --no-cache --compile-bytecode --python /opt/mo
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
  && apt-get install -y --no-install-recommends r-base-core r-cran-randomforest r-cran-jsonlite \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/modelgate /opt/modelgate
 ENV PATH=/opt/modelgate/bin:$PATH
 RUN useradd --system --uid 10001 --home-dir /srv/modelgate modelgate

@@ -103,7 +103,13 @@ chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc/* \
        "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/debootstrap
 # Like Debian's slim images (which the real base is made from): packages installed later leave
-# out their documentation, and no service starts during apt-get install.
+# out their documentation, apt keeps no downloaded .debs, and no service starts during installs.
+cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'EOF_APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF_APT
 mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
 cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF_DPKG'
 path-exclude /usr/share/doc/*
