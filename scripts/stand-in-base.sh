@@ -73,11 +73,18 @@ fi
 
 tmp_parent="${MODELGATE_STAND_IN_TMP:-/var/tmp}"
 work=$(mktemp -d "$tmp_parent/modelgate-stand-in.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 root="$work/root"
+# debootstrap mounts /proc and /sys inside the tree and may leave them mounted when it fails:
+# unmount whatever is under it, deepest first, and never let rm cross into another file system.
+cleanup() {
+  awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" || true; done
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
 log="$work/debootstrap.log"
 
-echo "building a stand-in base image $image (debootstrap $suite; log kept on failure only)"
+echo "building a stand-in base image $image (debootstrap $suite; its log is shown if it fails)"
 if ! debootstrap --variant=minbase --include=python3,python3-venv,python3-dev,ca-certificates \
      "$suite" "$root" "$mirror" >"$log" 2>&1; then
   tail -40 "$log" >&2
