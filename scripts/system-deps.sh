@@ -12,9 +12,13 @@ packages=(
   iproute2                        # network namespaces in the remote-worker tests
   chromium                        # the web tester's browser test (driven by playwright)
   wrk                             # the load generator of `modelgate bench` (and its tests)
+  # The image test builds and runs the container: podman with runc (crun fails on this kind of
+  # machine, see deploy/podman/containers.conf), root networking, and debootstrap for the
+  # stand-in base image when no registry can be reached (scripts/stand-in-base.sh).
+  podman runc uidmap slirp4netns containernetworking-plugins iptables debootstrap
 )
 if [[ "${1:-}" == "bench" ]]; then
-  packages+=(wrk r-cran-plumber)
+  packages+=(r-cran-plumber)      # the R contender
 fi
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   packages+=(python3-venv python3-dev)
