@@ -2,9 +2,7 @@
 
 import asyncio
 
-import pytest
-
-from conftest import TEST_MODELS, version
+from conftest import TEST_MODELS, require, version
 
 SCRIPT = TEST_MODELS / "py_batching.py"
 
@@ -80,7 +78,7 @@ async def test_an_invalid_body_fails_alone_in_its_batch(gateway_factory, http):
 
 
 async def test_r_functions_are_batched_too(gateway_factory, http):
-    pytest.importorskip("rpy2")
+    require("rpy2", "MODELGATE_TEST_SKIP_R")
     gw = await gateway_factory({"models": {"b": {"access": {"public": True}, "versions": {
         1: version(TEST_MODELS / "r_models.R", "sizes", workers=1,
                    batch={"max_size": 16, "max_wait_ms": 5})}}}})

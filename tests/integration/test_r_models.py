@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 
-from conftest import EXAMPLES, TEST_MODELS, version
+from conftest import EXAMPLES, TEST_MODELS, require, version
 
-pytest.importorskip("rpy2")
+require("rpy2", "MODELGATE_TEST_SKIP_R")
 
 SCRIPT = TEST_MODELS / "r_models.R"
 

@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, TEST_MODELS, start_gateway, version
+from conftest import EXAMPLES, TEST_MODELS, require, start_gateway, version
 
-httpclient = pytest.importorskip("tritonclient.http")
+httpclient = require("tritonclient.http", "MODELGATE_TEST_SKIP_V2")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 SCRIPT = TEST_MODELS / "v2_functions.py"
@@ -256,7 +256,7 @@ async def test_unknown_routes_and_methods_under_v2_answer_in_the_v2_form(gw, htt
 
 @pytest.fixture(scope="module")
 async def r_gw(tmp_path_factory):
-    pytest.importorskip("rpy2")
+    require("rpy2", "MODELGATE_TEST_SKIP_R")
     wine = EXAMPLES / "wine"
     if not (wine / "classifier.Rda").exists():
         pytest.fail("examples/wine/classifier.Rda is missing: `make models` trains it")
