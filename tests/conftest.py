@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import os
 import pwd
+import select
 import signal
 import socket
 import sys
@@ -156,10 +157,12 @@ def require(module: str, opt_out: str) -> ModuleType:
                 f"{opt_out}=1 to skip these tests on purpose.", pytrace=False)
 
 
-def as_unprivileged(check: Callable[[], None], user: str = "nobody") -> None:
+def as_unprivileged(check: Callable[[], None], user: str = "nobody",
+                    timeout: float = 60.0) -> None:
     """Run ``check`` as an unprivileged user: as root, in a forked child that gives up root
     (supplementary groups, gid, uid) first, so that file modes hold for real; otherwise, here.
-    A failure in the child is raised here with the child's traceback."""
+    A failure in the child is raised here with the child's traceback; a child still silent
+    after ``timeout`` seconds is killed."""
     if os.geteuid() != 0:
         check()
         return
@@ -182,9 +185,11 @@ def as_unprivileged(check: Callable[[], None], user: str = "nobody") -> None:
             os._exit(code)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as child_output:
+        if not select.select([child_output], [], [], timeout)[0]:  # nothing, not even EOF
+            os.kill(pid, signal.SIGKILL)
         report = child_output.read().decode(errors="replace")  # EOF: the child has exited
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, f"as {user}:\n{report}"
+    assert os.waitstatus_to_exitcode(status) == 0, f"as {user}:\n{report or 'killed'}"
 
 
 def world_readable_dir(prefix: str) -> Path:
