@@ -8,13 +8,18 @@ JSON log lines are collected for assertions.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import pwd
+import select
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -137,3 +142,87 @@ def version(script: Path | str, function: str, **options: Any) -> dict[str, Any]
     """One version entry of a config, with an absolute script path."""
     language = "r" if str(script).endswith(".R") else "python"
     return {"language": language, "script": str(script), "function": function, **options}
+
+
+def require(module: str, opt_out: str) -> ModuleType:
+    """Import ``module``, which ``make test`` installs: a missing one fails the test run, loudly.
+    Only ``MODELGATE_TEST_SKIP_<WHAT>=1`` (``opt_out``) turns that into a skip, and says so."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        problem = str(exc)
+    if os.environ.get(opt_out) == "1":
+        pytest.skip(f"{module} is missing and {opt_out}=1", allow_module_level=True)
+    pytest.fail(f"{module} cannot be imported ({problem}); `make test` installs it. Set "
+                f"{opt_out}=1 to skip these tests on purpose.", pytrace=False)
+
+
+def as_unprivileged(check: Callable[[], None], user: str = "nobody",
+                    timeout: float = 60.0) -> None:
+    """Run ``check`` as an unprivileged user: as root, in a forked child that gives up root
+    (supplementary groups, gid, uid) first, so that file modes hold for real; otherwise, here.
+    A failure in the child is raised here with the child's traceback; a child still silent
+    after ``timeout`` seconds is killed."""
+    if os.geteuid() != 0:
+        check()
+        return
+    account = pwd.getpwnam(user)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+            assert os.geteuid() == account.pw_uid and os.getegid() == account.pw_gid
+            check()
+        except BaseException:
+            code = 1
+            os.write(write_end, traceback.format_exc().encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as child_output:
+        if not select.select([child_output], [], [], timeout)[0]:  # nothing, not even EOF
+            os.kill(pid, signal.SIGKILL)
+        report = child_output.read().decode(errors="replace")  # EOF: the child has exited
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"as {user}:\n{report or 'killed'}"
+
+
+def world_readable_dir(prefix: str) -> Path:
+    """A fresh directory under /tmp that any user can enter and read (pytest's ``tmp_path`` is
+    inside a directory only its owner may enter); removed by the caller."""
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o755)
+    return directory
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str,
+                     timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Poll ``check`` until it is true; fail naming ``what`` when ``timeout`` passes first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, f"{what}: not within {timeout:g} s"
+        await asyncio.sleep(interval)
+
+
+async def metric(http: aiohttp.ClientSession, gw: RunningGateway, name: str,
+                 **labels: str) -> float:
+    """The value of one sample of the gateway's /metrics (0 when it is not there)."""
+    async with http.get(f"{gw.url}/metrics") as resp:
+        text = await resp.text()
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        series, _, rest = head.partition("{")
+        if series == name and wanted <= set(rest.rstrip("}").split(",")):
+            return float(value)
+    return 0.0

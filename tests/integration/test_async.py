@@ -91,12 +91,17 @@ async def test_a_prediction_is_accepted_at_once_then_polled_to_its_result(gw, ht
         await asyncio.sleep(0.05)
 
 
-async def test_a_prediction_is_queued_then_running_before_it_succeeds(gw, http):
-    first = await submit(http, gw, "slow", {"data": {"x": 1, "seconds": 1.0}})
-    second = await submit(http, gw, "slow", {"data": {"x": 2, "seconds": 0.1}})
-    assert await until(http, gw, "slow", first, wanted=("running",)) == {"status": "running"}
-    # One worker: the second waits its turn here, not in the pool.
-    assert await state(http, gw, "slow", second) == (200, {"status": "queued"})
+async def test_a_prediction_is_queued_then_running_before_it_succeeds(gw, http, tmp_path):
+    release = tmp_path / "release"  # the first runs until the test has seen it run
+    try:
+        first = await submit(http, gw, "slow", {"data": {"x": 1, "release": str(release)}})
+        second = await submit(http, gw, "slow", {"data": {"x": 2, "seconds": 0}})
+        assert await until(http, gw, "slow", first, wanted=("running",)) == {
+            "status": "running"}
+        # One worker: the second waits its turn here, not in the pool.
+        assert await state(http, gw, "slow", second) == (200, {"status": "queued"})
+    finally:
+        release.touch()
     assert (await until(http, gw, "slow", first))["result"] == 2
     assert (await until(http, gw, "slow", second))["result"] == 4
 
@@ -157,14 +162,19 @@ async def test_a_restricted_model_needs_the_token_on_both_calls(gw, http):
         "doubled": 10}
 
 
-async def test_the_queue_is_bounded_with_503_overloaded(small, http):
-    running = await submit(http, small, "slow", {"data": {"x": 1, "seconds": 0.5}})
-    await until(http, small, "slow", running, wanted=("running",))
-    queued = [await submit(http, small, "slow", {"data": {"x": n, "seconds": 0.1}})
-              for n in (2, 3)]
-    async with http.post(f"{small.url}{ASYNC}/double", json={"parameters": [1]}) as resp:
-        assert resp.status == 503 and resp.headers["Retry-After"]
-        assert (await resp.json())["error"]["type"] == "overloaded"
+async def test_the_queue_is_bounded_with_503_overloaded(small, http, tmp_path):
+    release = tmp_path / "release"  # all three stay unfinished until the 503 is seen
+    try:
+        running = await submit(http, small, "slow",
+                               {"data": {"x": 1, "release": str(release)}})
+        await until(http, small, "slow", running, wanted=("running",))
+        queued = [await submit(http, small, "slow",
+                               {"data": {"x": n, "release": str(release)}}) for n in (2, 3)]
+        async with http.post(f"{small.url}{ASYNC}/double", json={"parameters": [1]}) as resp:
+            assert resp.status == 503 and resp.headers["Retry-After"]
+            assert (await resp.json())["error"]["type"] == "overloaded"
+    finally:
+        release.touch()
     for pid in (running, *queued):
         assert (await until(http, small, "slow", pid))["status"] == "succeeded"
     await submit(http, small, "double", {"parameters": [1]})  # room again

@@ -2,9 +2,7 @@
 
 import asyncio
 
-import pytest
-
-from conftest import TEST_MODELS, version
+from conftest import TEST_MODELS, eventually, metric, require, version
 
 SCRIPT = TEST_MODELS / "py_batching.py"
 
@@ -80,7 +78,7 @@ async def test_an_invalid_body_fails_alone_in_its_batch(gateway_factory, http):
 
 
 async def test_r_functions_are_batched_too(gateway_factory, http):
-    pytest.importorskip("rpy2")
+    require("rpy2", "MODELGATE_TEST_SKIP_R")
     gw = await gateway_factory({"models": {"b": {"access": {"public": True}, "versions": {
         1: version(TEST_MODELS / "r_models.R", "sizes", workers=1,
                    batch={"max_size": 16, "max_wait_ms": 5})}}}})
@@ -96,19 +94,30 @@ async def test_r_functions_are_batched_too(gateway_factory, http):
 
 
 async def test_calls_that_queued_one_by_one_behind_a_batch_form_the_next_batch(
-        gateway_factory, http):
+        gateway_factory, http, tmp_path):
+    started, release = tmp_path / "started.txt", tmp_path / "release"
     gw = await gateway_factory({"models": {"b": {
-        "access": {"public": True}, "versions": {1: batched("slow_sizes")}}}})
+        "access": {"public": True}, "versions": {1: batched("held_sizes")},
+        "env": {"STARTED_FILE": str(started), "RELEASE_FILE": str(release)}}}})
 
     async def call(i):
         async with http.post(gw.model_url("b"), json={"parameters": [i]}) as resp:
             return (await resp.json())["result"]
 
+    async def in_flight(count):
+        return await metric(http, gw, "modelgate_calls_in_flight", model="b",
+                            version="1") == count
+
+    async def first_batch_running():
+        return started.exists() and started.read_text().split() == ["1"]
+
     first = asyncio.create_task(call(0))
-    await asyncio.sleep(0.1)  # the first batch (of one) is running in the worker
+    await eventually(first_batch_running, "the first batch (of one) runs in the worker")
     later = []
-    for i in range(1, 6):  # each arrives alone: one frame per call
+    for i in range(1, 6):  # each arrives alone (one frame per call): the next waits for it
         later.append(asyncio.create_task(call(i)))
-        await asyncio.sleep(0.02)
+        await eventually(lambda n=i + 1: in_flight(n), f"call {i} reached the worker")
+    release.touch()
     assert (await first)["batch"] == 1
     assert [r["batch"] for r in await asyncio.gather(*later)] == [5] * 5
+    assert started.read_text().split() == ["1", "5"]

@@ -1,17 +1,17 @@
 """Fuzzing the HTTP surface with Hypothesis: random bytes, JSON shapes, huge and deep bodies,
-content types, headers, paths and methods. Never a 5xx other than the defined ones, every error
-in the standard JSON shape, and the gateway still alive at the end."""
+content types, headers, paths and methods. The function served, ``echo``, cannot fail: never a
+5xx, never a dropped connection, every error in the standard JSON shape, and the gateway still
+alive at the end."""
 
 import asyncio
 
 import aiohttp
+import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import TEST_MODELS, start_gateway, version
-
-ALLOWED_5XX = {"model_error", "worker_lost", "unavailable", "overloaded", "timeout"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -21,12 +21,12 @@ json_values = st.recursive(
 
 bodies = st.one_of(
     st.binary(max_size=300),
-    json_values.map(lambda v: __import__("msgspec").json.encode(v)),
+    json_values.map(lambda v: msgspec.json.encode(v)),
     st.fixed_dictionaries({"parameters": st.lists(json_values, max_size=4)}).map(
-        lambda v: __import__("msgspec").json.encode(v)),
+        lambda v: msgspec.json.encode(v)),
     st.fixed_dictionaries({"data": st.dictionaries(st.text(max_size=6), json_values,
                                                    max_size=4)}).map(
-        lambda v: __import__("msgspec").json.encode(v)),
+        lambda v: msgspec.json.encode(v)),
     st.integers(1, 60_000).map(lambda n: b'{"parameters": [' + b"[" * n + b"]" * n + b"]}"),
     st.integers(1, 3).map(lambda n: b'{"parameters": ["' + b"x" * (n * 700_000) + b'"]}'),
 )
@@ -62,28 +62,33 @@ async def test_random_requests_never_break_the_gateway(gw):
                                      timeout=aiohttp.ClientTimeout(total=30)) as http:
 
         async def probe(method, path, body, extra):
+            what = f"{method} {path} ({len(body)} bytes, headers {sorted(extra)})"
             try:
                 async with http.request(method, gw.url + path, data=body, headers=extra,
                                         skip_auto_headers=["Content-Type"]) as resp:
                     payload = await resp.read()
                     status = resp.status
-            except aiohttp.ClientError:
-                return  # the client refused to send it (e.g. a header it rejects)
+            except aiohttp.ClientError as exc:  # a reset, a disconnect, a broken answer
+                failures.append(f"{what}: no answer: {exc!r}")
+                return
             if status >= 500:
-                import msgspec
-
-                error = msgspec.json.decode(payload)["error"]
-                if error["type"] not in ALLOWED_5XX:
-                    failures.append(f"{method} {path} -> {status} {error}")
+                failures.append(f"{what} -> {status} {payload[:300]!r}")
             if status >= 400 and path.startswith("/models/"):
-                import msgspec
-
                 body_json = msgspec.json.decode(payload)
                 assert set(body_json["error"]) >= {"type", "message"}
 
         @settings(max_examples=150, deadline=None,
                   suppress_health_check=list(HealthCheck))
         @given(st.sampled_from(["POST", "GET", "PUT", "DELETE"]), paths, bodies, headers)
+        # the hard cases, every run: over the size limit, deep, a huge header
+        @example("POST", "/models/echo/latest/model",
+                 b'{"parameters": ["' + b"x" * 2_100_000 + b'"]}', {})
+        @example("POST", "/models/echo/1/model",
+                 b'{"parameters": [' + b"[" * 60_000 + b"]" * 60_000 + b"]}",
+                 {"Content-Type": "application/json"})
+        @example("POST", "/models/echo/latest/model", b'{"parameters": [1]}',
+                 {"X-Request-Id": "r" * 20_000})
+        @example("POST", "/models/echo/latest/model", b'{"data": {"": 1, "x y": [null]}}', {})
         def fuzz(method, path, body, extra):
             asyncio.run_coroutine_threadsafe(probe(method, path, body, extra), loop).result(60)
 

@@ -22,13 +22,16 @@ from gateway.web.keys import SERVICE
 from gateway.web.routes.v2 import V2Error
 
 SCRIPT = TEST_MODELS / "v2_functions.py"
+ADMIN_TOKEN = "fuzz-admin-token"  # schemathesis sends it: the authorized paths are fuzzed too
 CONFIG = {
     "gateway": {"async_db": ":memory:", "max_body_bytes": 100_000},
-    "tokens": {"ci": {"sha256": hashlib.sha256(b"fuzz-token").hexdigest()}},
+    "tokens": {"ci": {"sha256": hashlib.sha256(b"fuzz-token").hexdigest()},
+               "fuzz-admin": {"sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
+                              "admin": True}},
     "models": {
         "echo": {"access": {"public": True},
                  "versions": {1: version(SCRIPT, "anything", workers=2)}},
-        "locked": {"access": {"public": False, "tokens": ["ci"]},
+        "locked": {"access": {"public": False, "tokens": ["ci", "fuzz-admin"]},
                    "versions": {1: version(SCRIPT, "anything")}},
     },
 }
@@ -146,6 +149,12 @@ values = ["app.js", "style.css", "favicon.svg", "index.html"]
 "path.version" = { dictionary = "versions", probability = 0.5 }
 "path.name" = { dictionary = "files", probability = 0.5 }
 """
+# the document's bearer scheme gets the admin token: admin routes and the restricted model are
+# fuzzed past their 401/403 (the coverage phase still sends requests without it)
+SCHEMATHESIS_AUTH = f"""
+[auth.openapi.bearer]
+bearer = "{ADMIN_TOKEN}"
+"""
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "response_headers_conformance", "unsupported_method")
 
@@ -156,7 +165,7 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(gw,
     worker (hypothesis' lambda parsing is not thread-safe on Python 3.11): about 15 s. The
     seed is in the output, to replay a failure."""
     config = tmp_path / "schemathesis.toml"
-    config.write_text(SCHEMATHESIS_CONFIG)
+    config.write_text(SCHEMATHESIS_CONFIG + SCHEMATHESIS_AUTH)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
         f"{gw.url}/openapi.json", "--checks", ",".join(CHECKS), "--max-examples", "30",
@@ -172,3 +181,8 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(gw,
     assert process.returncode == 0, report[-6000:]
     assert "passed" in report
     assert not gw.events("unhandled")
+    # the authorized paths were fuzzed, not only their refusals
+    assert any(e.get("actor") == "fuzz-admin" for e in gw.events("reloaded")), \
+        "schemathesis never reached /admin/reload with its token"
+    assert any(e.get("model") == "locked" and e.get("status") == 200
+               for e in gw.events("request")), "schemathesis never called `locked` with a token"

@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 
-from conftest import EXAMPLES, TEST_MODELS, version
+from conftest import EXAMPLES, TEST_MODELS, require, version
 
-pytest.importorskip("rpy2")
+require("rpy2", "MODELGATE_TEST_SKIP_R")
 
 SCRIPT = TEST_MODELS / "r_models.R"
 
@@ -32,15 +32,18 @@ async def test_named_and_positional_calls_over_http(gateway_factory, http):
 
 
 async def test_stop_is_a_500_model_error_and_the_worker_keeps_serving(gateway_factory, http):
-    gw = await gateway_factory({"models": {"boom": r_model("boom", workers=1),
-                                           "whoami": r_model("whoami", workers=1)}})
-    status, body = await post(http, gw.model_url("boom"), {"parameters": []})
-    assert status == 500
-    assert body["error"]["type"] == "model_error"
-    assert "x must be positive" in body["error"]["message"]
-    status, _ = await post(http, gw.model_url("boom"), {"parameters": []})
-    assert status == 500  # the same worker answered again: it survived
-    assert (await post(http, gw.model_url("whoami"), {"parameters": [1]}))[0] == 200
+    gw = await gateway_factory({"models": {"boom": r_model("fail_or_pid", workers=1)}})
+    url = gw.model_url("boom")
+    status, body = await post(http, url, {"parameters": []})
+    assert status == 200
+    pid = body["result"]
+    for _ in range(2):
+        status, body = await post(http, url, {"data": {"crash": True}})
+        assert status == 500
+        assert body["error"]["type"] == "model_error"
+        assert "x must be positive" in body["error"]["message"]
+    status, body = await post(http, url, {"parameters": []})
+    assert (status, body["result"]) == (200, pid)  # the same process answered: it survived
 
 
 async def test_bad_arguments_name_the_r_formals(gateway_factory, http):
@@ -69,15 +72,28 @@ async def test_a_script_that_fails_to_source_is_not_ready_while_others_serve(
                for e in gw.events("load_failed"))
 
 
-async def test_the_model_env_reaches_r_and_the_script_ran_once_per_pool(gateway_factory, http):
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+async def test_the_model_env_reaches_r_and_the_script_ran_once_per_pool(gateway_factory, http,
+                                                                      tmp_path):
+    loads = tmp_path / "loads.txt"
     gw = await gateway_factory({"models": {
         "env": {"access": {"public": True}, "env": {"MODEL_SETTING": "fast"},
                 "versions": {1: version(SCRIPT, "env_value")}},
-        "loads": r_model("load_count", workers=2)}})
+        "loads": {**r_model("load_count", workers=2), "env": {"LOADS_FILE": str(loads)}}}})
     assert (await post(http, gw.model_url("env"), {"parameters": []}))[1]["result"] == "fast"
-    counts = {(await post(http, gw.model_url("loads"), {"parameters": []}))[1]["result"]
-              for _ in range(6)}
-    assert counts == {1}
+    answers = await asyncio.gather(*(post(http, gw.model_url("loads"), {"parameters": []})
+                                     for _ in range(40)))
+    workers = {body["result"]["pid"] for _, body in answers}
+    assert len(workers) == 2  # both workers answered
+    assert {body["result"]["loads"] for _, body in answers} == {1}
+    # across the pool the script ran once, in the pool parent, before the fork
+    ran_in = [int(pid) for pid in loads.read_text().split()]
+    assert len(ran_in) == 1, ran_in
+    assert {parent_of(pid) for pid in workers} == set(ran_in)
 
 
 async def test_concurrent_calls_across_two_r_workers_each_get_their_own_answer(

@@ -7,7 +7,7 @@ import signal
 import yaml
 
 from bench.contenders import descendants
-from conftest import TEST_MODELS, version
+from conftest import TEST_MODELS, eventually, metric, version
 
 SCRIPT = TEST_MODELS / "faults.py"
 CONFIG = {"models": {"m": {"access": {"public": True},
@@ -23,11 +23,10 @@ def alive(pid):
 
 
 async def until_gone(pids, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while any(alive(p) for p in pids):
-        assert loop.time() < deadline, [p for p in pids if alive(p)]
-        await asyncio.sleep(0.1)
+    async def gone():
+        return not any(alive(p) for p in pids)
+
+    await eventually(gone, f"these processes ended: {sorted(pids)}", timeout)
 
 
 async def test_sigterm_finishes_calls_in_flight_then_exits_cleanly(gateway_factory, http):
@@ -36,7 +35,11 @@ async def test_sigterm_finishes_calls_in_flight_then_exits_cleanly(gateway_facto
     assert len(tree) >= 3  # a pool parent and its two workers
     calls = [asyncio.create_task(http.post(gw.model_url("m"), json={"parameters": [1.0]}))
              for _ in range(4)]
-    await asyncio.sleep(0.3)  # the calls are in the workers now
+
+    async def in_the_workers():
+        return await metric(http, gw, "modelgate_calls_in_flight", model="m", version="1") == 4
+
+    await eventually(in_the_workers, "the four calls were handed to the workers")
     gw.process.send_signal(signal.SIGTERM)
     responses = await asyncio.wait_for(asyncio.gather(*calls), 20)
     assert [r.status for r in responses] == [200] * 4
@@ -61,11 +64,13 @@ async def test_sigterm_during_a_reload_stops_the_pools_it_was_starting(gateway_f
         "versions": {1: version(TEST_MODELS / "slow_to_load.py", "predict")}}}}
     gw.config_path.write_text(yaml.safe_dump(config))
     gw.process.send_signal(signal.SIGHUP)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while not (starting := set(descendants(gw.process.pid)) - serving):
-        assert loop.time() < deadline, "the reload started no pool"
-        await asyncio.sleep(0.05)
+    starting = set()
+
+    async def a_pool_is_starting():
+        starting.update(set(descendants(gw.process.pid)) - serving)
+        return bool(starting)
+
+    await eventually(a_pool_is_starting, "the reload started a pool", 20)
     gw.process.send_signal(signal.SIGTERM)  # the new pool is still loading its script
     assert await gw.stop(timeout=20) == 0
     await until_gone(serving | starting, timeout=5)
@@ -78,18 +83,20 @@ async def test_sigterm_while_a_reload_drains_a_retired_pool_lets_its_call_finish
     gw = await gateway_factory(two)
     tree = set(descendants(gw.process.pid))
     held = asyncio.create_task(http.post(gw.model_url("m", 1), json={"parameters": [3.0]}))
-    await asyncio.sleep(0.5)  # the call is in v1's worker
+
+    async def in_the_worker():
+        return await metric(http, gw, "modelgate_calls_in_flight", model="m", version="1") == 1
+
+    await eventually(in_the_worker, "the call was handed to v1's worker")
     two["models"]["m"]["versions"][1]["unpublished"] = True
     gw.config_path.write_text(yaml.safe_dump(two))
     gw.process.send_signal(signal.SIGHUP)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while True:  # the switch is done when /readyz no longer lists v1: it drains now
+
+    async def retired():  # the switch is done when /readyz no longer lists v1: it drains now
         async with http.get(gw.url + "/readyz") as resp:
-            if "m/1" not in (await resp.json())["versions"]:
-                break
-        assert loop.time() < deadline, "the reload never retired v1"
-        await asyncio.sleep(0.05)
+            return "m/1" not in (await resp.json())["versions"]
+
+    await eventually(retired, "the reload retired v1", 10)
     gw.process.send_signal(signal.SIGTERM)
     response = await asyncio.wait_for(held, 20)
     assert response.status == 200, await response.text()

@@ -3,13 +3,14 @@
 
 import asyncio
 import hashlib
+import os
 
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, TEST_MODELS, start_gateway, version
+from conftest import EXAMPLES, TEST_MODELS, require, start_gateway, version
 
-httpclient = pytest.importorskip("tritonclient.http")
+httpclient = require("tritonclient.http", "MODELGATE_TEST_SKIP_V2")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 SCRIPT = TEST_MODELS / "v2_functions.py"
@@ -107,12 +108,38 @@ async def test_inputs_become_named_arguments_and_a_list_result_keeps_its_shape(g
     assert ints.get_response()["id"] == "mine-1"
 
 
+def cpu_ticks(pid):
+    """CPU time (user + system, in clock ticks) of process ``pid``'s main thread, where the
+    gateway's event loop runs, and of all its other threads together."""
+    loop = others = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # a thread that just ended
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if int(tid) == pid:
+            loop += ticks
+        else:
+            others += ticks
+    return loop, others
+
+
 @pytest.mark.parametrize("binary", [True, False])
 async def test_a_large_tensor_is_converted_off_the_event_loop_with_the_same_result(gw, binary):
-    x = np.arange(40_000, dtype=np.float64).reshape(200, 200) / 7  # > 64 KiB both ways
+    """Megabytes of tensor both ways: most of the gateway's CPU time for the call is spent
+    outside the event loop's thread (CPU time, not elapsed time: load does not change it)."""
+    x = np.arange(250_000, dtype=np.float64).reshape(500, 500) / 7
+    loop_before, others_before = cpu_ticks(gw.process.pid)
     result = await infer(gw, "scale", tensor("x", x, binary))
-    assert result.get_output("result")["shape"] == [200, 200]
+    loop_after, others_after = cpu_ticks(gw.process.pid)
+    loop_ticks, other_ticks = loop_after - loop_before, others_after - others_before
+    assert result.get_output("result")["shape"] == [500, 500]
     np.testing.assert_allclose(result.as_numpy("result"), x * 2)
+    assert other_ticks > loop_ticks, (
+        f"the event loop's thread spent {loop_ticks} ticks on the call, other threads "
+        f"{other_ticks}: the tensors were converted on the event loop")
 
 
 @pytest.mark.parametrize("binary", [True, False])
@@ -256,7 +283,7 @@ async def test_unknown_routes_and_methods_under_v2_answer_in_the_v2_form(gw, htt
 
 @pytest.fixture(scope="module")
 async def r_gw(tmp_path_factory):
-    pytest.importorskip("rpy2")
+    require("rpy2", "MODELGATE_TEST_SKIP_R")
     wine = EXAMPLES / "wine"
     if not (wine / "classifier.Rda").exists():
         pytest.fail("examples/wine/classifier.Rda is missing: `make models` trains it")

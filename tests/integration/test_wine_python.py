@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, version
+from conftest import EXAMPLES, require, version
 
-joblib = pytest.importorskip("joblib")
-pytest.importorskip("sklearn")
+joblib = require("joblib", "MODELGATE_TEST_SKIP_EXAMPLES")
+require("sklearn", "MODELGATE_TEST_SKIP_EXAMPLES")
 
 WINE = EXAMPLES / "wine"
 MODEL = WINE / "results" / "classifier.pkl"

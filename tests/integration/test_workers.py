@@ -99,16 +99,15 @@ async def test_2000_concurrent_calls_each_get_their_own_answer(gateway_factory, 
 
 
 async def test_an_exception_in_user_code_leaves_the_worker_serving(gateway_factory, http):
-    gw = await gateway_factory({"models": {"fail": model("fail", workers=1),
-                                           "who": model("whoami", workers=1)}})
-    async with http.post(gw.model_url("fail"), json={"parameters": ["x"]}) as resp:
-        assert resp.status == 500
-    before = await result(http, gw.model_url("who"), {"parameters": []})
+    """The failing version's own single worker answers before and after its exceptions."""
+    gw = await gateway_factory({"models": {"fail": model("fail_or_pid", workers=1)}})
+    url = gw.model_url("fail")
+    before = await result(http, url, {"parameters": []})
     for _ in range(3):
-        async with http.post(gw.model_url("fail"), json={"parameters": ["x"]}) as resp:
+        async with http.post(url, json={"data": {"crash": True}}) as resp:
             assert resp.status == 500
-    after = await result(http, gw.model_url("who"), {"parameters": []})
-    assert after["pid"] == before["pid"]
+            assert (await resp.json())["error"]["type"] == "model_error"
+    assert await result(http, url, {"parameters": []}) == before  # the same process
 
 
 async def test_a_worker_that_exits_mid_call_is_502_and_is_replaced(gateway_factory, http):

@@ -17,9 +17,15 @@ def short(values):
     return values[:-1]
 
 
-def slow_sizes(values):
-    """Takes a while, so that calls queue up behind it."""
+def held_sizes(values):
+    """Notes that a batch started (in $STARTED_FILE), then holds the worker until the file
+    $RELEASE_FILE exists, so that calls queue up behind it for as long as the test wants."""
+    import os
     import time
 
-    time.sleep(0.3)
+    with open(os.environ["STARTED_FILE"], "a") as f:
+        f.write(f"{len(values)}\n")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["RELEASE_FILE"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return [{"value": v, "batch": len(values)} for v in values]

@@ -1,6 +1,9 @@
 # R functions for the R tests.
 loads <- 0
 loads <- loads + 1
+# Each run of this script notes the process that ran it, when the test asks (LOADS_FILE).
+if (nzchar(Sys.getenv("LOADS_FILE"))) cat(Sys.getpid(), "\n", file = Sys.getenv("LOADS_FILE"),
+                                          append = TRUE)
 
 add <- function(x, y = 1) x + y
 describe <- function(x) list(class = class(x), length = length(x), value = x)
@@ -16,7 +19,8 @@ special <- function() list(na = NA, nan = NaN, inf = Inf, ninf = -Inf, null = NU
 factor1 <- function() factor("b", levels = c("a", "b"))
 closure <- function() function(x) x
 env_value <- function() Sys.getenv("MODEL_SETTING")
-load_count <- function() loads
+load_count <- function() list(pid = Sys.getpid(), loads = loads)
+fail_or_pid <- function(crash = FALSE) if (crash) stop("x must be positive") else Sys.getpid()
 whoami <- function(x) list(pid = Sys.getpid(), x = x)
 
 # Batched: `values` holds one value per call of the batch.

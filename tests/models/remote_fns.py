@@ -4,7 +4,11 @@ import os
 import time
 
 
-def where(seconds=0):
-    """Sleeps `seconds`, then says which process answered."""
+def where(seconds=0, tag=None, record=None):
+    """Notes ``tag`` in the file ``record`` when it starts (so that a test knows the call is
+    running), sleeps ``seconds``, then says which process answered."""
+    if tag is not None and record is not None:
+        with open(record, "a") as f:
+            f.write(f"{tag}\n")
     time.sleep(seconds)
     return os.getpid()

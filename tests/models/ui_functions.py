@@ -1,5 +1,6 @@
 """Functions for the async prediction and web tester tests."""
 
+import os
 import time
 
 
@@ -7,9 +8,15 @@ def double(x):
     return {"doubled": x * 2}
 
 
-def slow_double(x, seconds=1.0):
-    """Takes ``seconds``: long enough for a restart to catch it queued or running."""
-    time.sleep(seconds)
+def slow_double(x, seconds=1.0, release=None):
+    """Takes ``seconds``: long enough for a restart to catch it queued or running. With
+    ``release`` (a file path), it runs until that file exists instead (the test says when)."""
+    if release is None:
+        time.sleep(seconds)
+    else:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.01)
     return x * 2
 
 

@@ -1,16 +1,15 @@
 """Config validation (SPEC §2): every error names the file, the dotted path in the document
 (``models.m.versions.2.script``) and what is wrong; ``modelgate check`` exits 0 or 1."""
 
-import errno
 import os
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, as_unprivileged, world_readable_dir
 from gateway.config import ConfigError, load, parse
 from gateway.versions import version_id
 
@@ -187,28 +186,31 @@ def test_a_function_bound_by_assignment_or_import_counts_as_defined(tmp_path):
         **{"models.m.versions.2.script": str(script), "models.m.versions.2.function": "predict"})))
 
 
-def test_a_script_the_gateway_cannot_read_is_a_problem_not_a_crash(tmp_path, monkeypatch):
-    script = tmp_path / "private.py"
-    script.write_text("def add(a, b):\n    return a + b\n")
-    script.chmod(0)
-    if os.geteuid() == 0:  # root reads it anyway: fail its opening as for any other user
-        real_open = Path.open
+def test_a_script_the_gateway_cannot_read_is_a_problem_not_a_crash():
+    """A real unreadable file, read by a user it is unreadable to (root reads any file: the
+    check runs as ``nobody`` then), in a directory that user may enter."""
+    directory = world_readable_dir("modelgate-unreadable-")
+    try:
+        script = directory / "private.py"
+        script.write_text("def add(a, b):\n    return a + b\n")
+        script.chmod(0)
+        doc = config(**{"models.m.versions.1.script": str(script)})
 
-        def denied(self, *args, **kwargs):
-            if self == script:
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
-            return real_open(self, *args, **kwargs)
+        def check_as_unprivileged_user():
+            assert not os.access(script, os.R_OK) and os.access(SCRIPT, os.R_OK)
+            assert problems(doc).problems == [
+                f"models.m.versions.1.script: cannot read {script}: Permission denied; the "
+                "gateway's user must be able to read it"]
+            # unreadable after validation (the pools are planned later): a config error too
+            deployment = parse(doc, FILE, check_scripts=False)
+            model = deployment.models["m"]
+            with pytest.raises(ConfigError,
+                               match=r"versions\.1\.script: cannot read .*Permission"):
+                version_id(deployment, "m", model, model.versions[1])
 
-        monkeypatch.setattr(Path, "open", denied)
-    doc = config(**{"models.m.versions.1.script": str(script)})
-    assert problems(doc).problems == [
-        f"models.m.versions.1.script: cannot read {script}: Permission denied; the gateway's "
-        "user must be able to read it"]
-    # unreadable after validation (the pools are planned later): a config error too
-    deployment = parse(doc, FILE, check_scripts=False)
-    model = deployment.models["m"]
-    with pytest.raises(ConfigError, match=r"versions\.1\.script: cannot read .*Permission"):
-        version_id(deployment, "m", model, model.versions[1])
+        as_unprivileged(check_as_unprivileged_user)
+    finally:
+        shutil.rmtree(directory)
 
 
 def test_an_env_token_is_valid_once_its_variable_is_set(monkeypatch):

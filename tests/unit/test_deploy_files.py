@@ -2,6 +2,7 @@
 hadolint lints the Dockerfile, kubernetes-validate checks the manifests against the API
 schemas, and the config inside the ConfigMap is checked by modelgate's own loader."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -33,10 +34,24 @@ def test_dockerfile_passes_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of each instruction, continuation lines joined, comments out."""
+    joined = re.sub(r"\\\n", " ", "\n".join(
+        line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    return [(keyword.upper(), rest.strip()) for keyword, _, rest in
+            (line.strip().partition(" ") for line in joined.splitlines() if line.strip())]
+
+
 def test_dockerfile_runs_as_non_root_with_a_healthcheck_on_healthz():
     text = (ROOT / "Dockerfile").read_text()
     assert "\nUSER 10001\n" in text
-    assert "HEALTHCHECK" in text and "/healthz" in text
+    healthchecks = [args for keyword, args in dockerfile_instructions(text)
+                    if keyword == "HEALTHCHECK"]
+    assert len(healthchecks) == 1, healthchecks  # only the last one would count
+    options, command, probe = healthchecks[0].partition("CMD ")
+    assert command, f"the HEALTHCHECK runs no command: {healthchecks[0]}"
+    assert "NONE" not in options.split()
+    assert re.search(r"http://(127\.0\.0\.1|localhost):8000/healthz\b", probe), probe
     assert 'CMD ["modelgate", "serve", "/etc/modelgate/config.yaml"' in text
 
 

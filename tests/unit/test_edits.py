@@ -4,11 +4,12 @@ the file as it was. Also the audit log the rollback reads."""
 
 import errno
 import os
+import shutil
 import stat
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, as_unprivileged, world_readable_dir
 from gateway import audit
 from gateway.audit import AuditLine
 from gateway.cli import control, edits
@@ -227,14 +228,26 @@ def test_a_file_that_cannot_be_replaced_is_refused_with_what_to_do(config, monke
     assert "Traceback" not in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only directory")
-def test_a_config_in_a_read_only_directory_is_refused_with_what_to_do(config, tmp_path):
-    tmp_path.chmod(0o555)
+def test_a_config_in_a_read_only_directory_is_refused_with_what_to_do():
+    """For real, as a user who may not write there (root may write anywhere: the edit runs as
+    ``nobody`` then), in a directory that user can enter and read."""
+    directory = world_readable_dir("modelgate-read-only-")
     try:
-        refused(config, edits.promote("wine", 2), "Permission denied",
-                f"{tmp_path} must be writable by you")
+        config = directory / "deploy.yaml"
+        config.write_text(CONFIG)
+        config.chmod(0o644)
+        directory.chmod(0o555)
+
+        def edit_as_unprivileged_user():
+            assert not os.access(directory, os.W_OK)
+            refused(config, edits.promote("wine", 2), "Permission denied",
+                    f"{directory} must be writable by you")
+
+        as_unprivileged(edit_as_unprivileged_user)
+        assert config.read_text() == CONFIG
     finally:
-        tmp_path.chmod(0o755)
+        directory.chmod(0o755)
+        shutil.rmtree(directory)
 
 
 def test_the_audit_log_is_found_beside_the_config(config, tmp_path):

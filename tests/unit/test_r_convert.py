@@ -2,11 +2,11 @@
 
 import pytest
 
+from conftest import TEST_MODELS, require
 from workers.errors import BadArguments, LoadError, ModelFailure
 
-ri = pytest.importorskip("rpy2.rinterface")
+ri = require("rpy2.rinterface", "MODELGATE_TEST_SKIP_R")
 
-from conftest import TEST_MODELS  # noqa: E402
 from workers.runners.r import RRunner  # noqa: E402
 
 SCRIPT = str(TEST_MODELS / "r_models.R")
