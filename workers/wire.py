@@ -148,6 +148,7 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     language: Literal["python", "r"]
     script: str  # absolute path
     function: str
+    workdir: str = ""  # the working directory (the version's snapshot); "": the script's
     workers: int
     preload: bool = True
     slots: int = 32

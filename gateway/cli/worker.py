@@ -15,6 +15,7 @@ import zmq.auth
 
 from gateway.config import ConfigError, load
 from gateway.serving.service import pool_spec
+from gateway.snapshots import prepare
 from workers.supervisor import StatusLog, configure_logging, run_supervisor
 
 
@@ -25,7 +26,9 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
     over TCP with this worker's secret certificate ``key`` and the gateway's public
     ``server_key``. Returns the exit status."""
     try:
-        deployment = load(config, check_secrets=False)
+        # the version's snapshot must be in this host's store (a shared state_dir); one taken
+        # here of the same files has the same id, and so the same version id
+        deployment, _ = prepare(load(config, check_secrets=False))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1

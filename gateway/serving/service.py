@@ -26,6 +26,7 @@ from gateway.serving.dispatcher import Dispatcher, VersionPool
 from gateway.serving.remote import RemoteListener
 from gateway.serving.routing import ModelRoutes, RoutingTable, Served, model_routes
 from gateway.serving.supervisor_process import SupervisorProcess
+from gateway.snapshots import prepare, script_in_snapshot, store_of
 from gateway.versions import version_id
 from workers.wire import PoolSpec, Reply
 
@@ -64,6 +65,7 @@ class Service:
 
     async def start(self) -> None:
         """Start every pool and wait (bounded) until each is up or has failed."""
+        self.deployment, _ = await asyncio.to_thread(prepare, self.deployment)  # serve did
         self.dispatcher = Dispatcher(f"ipc://{self.runtime_dir}/workers.sock")
         if self.deployment.gateway.workers_listen:
             self.remote = RemoteListener(self.dispatcher, self.deployment)
@@ -121,6 +123,8 @@ class Service:
         assert self.dispatcher is not None
         planned: dict[PoolKey, SupervisorProcess] = {}
         for name, model in deployment.models.items():
+            if model.unpublished:
+                continue
             for n, version in sorted(model.versions.items()):
                 if version.unpublished:
                     continue
@@ -144,9 +148,10 @@ class Service:
         for process in pools.values():
             by_model.setdefault(process.pool.model, {})[process.pool.version] = process.pool
         return RoutingTable({
-            name: model_routes(name, model, by_model.get(name, {}))
-            for name, model in deployment.models.items()
-        })
+            name: model_routes(name, model, by_model.get(name, {}), {
+                n: script_in_snapshot(deployment, model, v) for n, v in model.versions.items()})
+            for name, model in deployment.models.items() if not model.unpublished
+        }, unpublished={name for name, model in deployment.models.items() if model.unpublished})
 
     async def _bring_up(self, processes: Iterable[SupervisorProcess],
                         progress: Progress | None) -> None:
@@ -264,9 +269,12 @@ def pool_spec(deployment: Deployment, name: str, n: int, connect: str,
     pool and for a remote one (``modelgate worker``), so both compute the same version id."""
     model = deployment.models[name]
     version = model.versions[n]
+    assert version.snapshot is not None, "prepare() gives every served version its snapshot"
+    tree = store_of(deployment).tree(version.snapshot)
     return PoolSpec(
         model=name, version=n, version_id=version_id(deployment, name, model, version),
-        language=version.language, script=str(deployment.script_path(version)),
+        language=version.language,
+        script=str(tree / script_in_snapshot(deployment, model, version)), workdir=str(tree),
         function=version.function, workers=version.workers, preload=version.preload,
         slots=version.slots,
         batch_max_size=version.batch.max_size if version.batch else 0,

@@ -4,6 +4,7 @@ the file as it was. Also the audit log the rollback reads."""
 
 import errno
 import os
+import re
 import stat
 
 import pytest
@@ -155,9 +156,10 @@ def test_publish_adds_the_next_number_like_its_neighbours(config, tmp_path):
     change, text = apply(config, edits.publish(
         "wine", script=str(SCRIPT), function="echo", config_path=config))
     assert (change.version, change.before, change.after) == (4, 1, 1)  # after unpublished 3
-    # flow style and workers of the latest published version (2)
-    assert f"      4: {{language: python, script: {SCRIPT}, function: echo, workers: 3}}\n" \
-        in text
+    # flow style and workers of the latest published version (2), and the snapshot taken
+    assert re.search(re.escape(f"      4: {{language: python, script: {SCRIPT}, function: echo, "
+                               "workers: 3, snapshot: sha256:") + "[0-9a-f]{64}}\n", text)
+    assert change.snapshot is not None and change.snapshot in text
 
 
 def test_publish_writes_the_script_relative_to_the_config(config, tmp_path):
@@ -168,7 +170,7 @@ def test_publish_writes_the_script_relative_to_the_config(config, tmp_path):
         "plain", script="fn.py", function="add", workers=2, config_path=config, cwd=scripts))
     assert (change.version, change.before, change.after) == (3, 2, 3)  # basic: prod moves
     assert "      3:\n        language: python\n        script: scripts/fn.py\n" \
-           "        function: add\n        workers: 2\n" in text
+           "        function: add\n        workers: 2\n        snapshot: sha256:" in text
     # with no directory in common (say /tmp and /work), the absolute path
     _, text = apply(config, edits.publish("plain", script=SCRIPT.name, function="add",
                                           config_path=config, cwd=SCRIPT.parent))

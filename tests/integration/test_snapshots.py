@@ -1,0 +1,198 @@
+"""Versions are snapshots (SPEC §6): a version serves, byte for byte, the project files it was
+published with, whatever happens to the working tree since, across reloads and restarts; the
+whole model can be withdrawn and a version brought back; what cannot be snapshotted is refused
+with the version and the path named, and the old config keeps serving."""
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT, start_gateway
+from gateway import audit
+
+PREDICT = """\
+import json
+from pathlib import Path
+
+WEIGHT = float(Path("data/weights.txt").read_text())  # relative to the project, not to src/
+
+
+def predict():
+    extra = Path("data/extra.txt")
+    return {"weight": WEIGHT, "extra": extra.read_text() if extra.exists() else None,
+            "cwd": str(Path.cwd()), "kind": "first"}
+"""
+
+REPLACED = PREDICT.replace('"first"', '"second"')
+
+
+def make_project(root: Path) -> Path:
+    project = root / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "data").mkdir()
+    (project / "src" / "predict.py").write_text(PREDICT)
+    (project / "data" / "weights.txt").write_text("1.5")
+    (project / "data" / "extra.txt").write_text("extra-1")
+    (project / "notes.tmp").write_text("left out")
+    (project / ".modelgateignore").write_text("*.tmp\n")
+    return project
+
+
+def config_text(extra_versions: str = "") -> str:
+    return f"""\
+# a project in a directory of its own (this comment must survive)
+models:
+  m:
+    access: {{public: true}}
+    project: proj
+    versions:
+      1: {{language: python, script: proj/src/predict.py, function: predict}}
+{extra_versions}"""
+
+
+async def cli(*args):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", *map(str, args), cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def call(http, gw, label):
+    """Status and what a version answers: its result and release (not timings, ids)."""
+    async with http.post(gw.model_url("m", label), json={"parameters": []}) as resp:
+        body = await resp.json()
+    return resp.status, {k: body[k] for k in ("result", "release", "error") if k in body}
+
+
+def versions_in(config: Path) -> dict:
+    return yaml.safe_load(config.read_text())["models"]["m"]["versions"]
+
+
+async def test_a_version_serves_its_snapshot_whatever_happens_to_the_project(tmp_path, http):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    project = make_project(directory)
+    gw = await start_gateway(directory, config_text())
+    try:
+        config = gw.config_path
+        # the first serve of a version without a snapshot took one and recorded it
+        first = versions_in(config)[1]["snapshot"]
+        assert first.startswith("sha256:")
+        assert "this comment must survive" in config.read_text()
+        status, v1 = await call(http, gw, 1)
+        assert status == 200, v1
+        snapshot_dir = Path(v1["result"]["cwd"])
+        assert v1["result"] == {"weight": 1.5, "extra": "extra-1", "cwd": str(snapshot_dir),
+                                "kind": "first"}
+        assert snapshot_dir.is_relative_to(directory / ".modelgate")  # cwd: the snapshot root
+        assert sorted(p.relative_to(snapshot_dir).as_posix() for p in snapshot_dir.rglob("*")
+                      if p.is_file()) == [".modelgateignore", "data/extra.txt",
+                                          "data/weights.txt", "src/predict.py"]
+        assert not os.access(snapshot_dir / "data" / "weights.txt", os.W_OK) or os.getuid() == 0
+        assert (snapshot_dir / "data" / "weights.txt").stat().st_mode & 0o222 == 0
+        assert v1["release"]["script"] == "src/predict.py"
+        assert v1["release"]["function"] == "predict"
+
+        # edit, delete and replace the project's files, then publish v2
+        (project / "data" / "weights.txt").write_text("2.5")  # in place
+        (project / "data" / "extra.txt").unlink()
+        (project / "src" / "predict.py").unlink()
+        (project / "src" / "predict.py").write_text(REPLACED)
+        code, _, err = await cli("publish", "m", "--script", project / "src" / "predict.py",
+                                   "--function", "predict", "-c", config)
+        assert code == 0, err
+        second = versions_in(config)[2]["snapshot"]
+        assert second != first
+
+        status, again = await call(http, gw, 1)
+        assert status == 200 and again == v1  # the same answer, the same model_version
+        status, v2 = await call(http, gw, 2)
+        assert v2["result"]["weight"] == 2.5 and v2["result"]["extra"] is None
+        assert v2["result"]["kind"] == "second"
+        assert v2["release"]["model_version"] != v1["release"]["model_version"]
+
+        # a reload of the changed working tree changes nothing either
+        code, _, err = await cli("reload", config)
+        assert code == 0, err
+        assert await call(http, gw, 1) == (200, v1)
+    finally:
+        assert await gw.stop() == 0
+
+    # after a restart (the same file, the same store), v1 is still the v1 published
+    (project / "data" / "weights.txt").write_text("3.5")
+    gw = await start_gateway(directory, config.read_text())
+    try:
+        assert await call(http, gw, 1) == (200, v1)
+        assert (await call(http, gw, 2))[1]["release"] == v2["release"]
+    finally:
+        await gw.stop()
+
+
+async def test_the_same_content_is_the_same_snapshot_and_model_version(tmp_path, http):
+    """Two copies of one project (two machines, say): one id; one changed byte: another."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    make_project(one)
+    shutil.copytree(one, two)
+    (two / "proj" / "data" / "extra.txt").write_text("extra-2")
+    (two / "proj" / "notes.tmp").write_text("ignored, so no difference")
+    first = await start_gateway(one, config_text())
+    try:
+        _, a = await call(http, first, 1)
+    finally:
+        await first.stop()
+    shutil.copy(one / "proj" / "data" / "extra.txt", two / "proj" / "data" / "extra.txt")
+    second = await start_gateway(two, config_text())
+    try:
+        _, b = await call(http, second, 1)
+    finally:
+        await second.stop()
+    assert versions_in(one / "deployment.yaml") == versions_in(two / "deployment.yaml")
+    assert a["release"]["model_version"] == b["release"]["model_version"]
+    # one byte more in a data file: another snapshot, another model_version
+    (two / "proj" / "data" / "weights.txt").write_text("1.50")
+    (two / "deployment.yaml").write_text(config_text())
+    third = await start_gateway(two, config_text())
+    try:
+        _, c = await call(http, third, 1)
+    finally:
+        await third.stop()
+    assert c["release"]["model_version"] != a["release"]["model_version"]
+    assert versions_in(two / "deployment.yaml")[1]["snapshot"] != \
+        versions_in(one / "deployment.yaml")[1]["snapshot"]
+
+
+async def test_unpublish_a_whole_model_then_republish_a_version(tmp_path, http):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    make_project(directory)
+    gw = await start_gateway(directory, config_text())
+    try:
+        config = gw.config_path
+        _, v1 = await call(http, gw, 1)
+        code, out, err = await cli("unpublish", "m", "-c", config)
+        assert code == 0, err
+        assert "every version" in out
+        for label in (1, "latest", "prod"):
+            status, body = await call(http, gw, label)
+            assert status == 404 and "unpublished" in body["error"]["message"], body
+        async with http.get(f"{gw.url}/models") as resp:
+            assert "m" not in [m["name"] for m in (await resp.json())["models"]]
+        # the working tree changes meanwhile; republishing serves the snapshot
+        (directory / "proj" / "data" / "weights.txt").write_text("9")
+        code, out, err = await cli("republish", "m", "1", "-c", config)
+        assert code == 0, err
+        assert await call(http, gw, 1) == (200, v1)
+        lines = audit.read_from(config.parent / "audit.jsonl")
+        acted = [(line.action, line.model, line.version) for line in lines
+                 if line.action in ("unpublish", "republish")]
+        assert acted == [("unpublish", "m", None), ("republish", "m", 1)]
+        republished = next(line for line in lines if line.action == "republish")
+        assert republished.snapshot == versions_in(config)[1]["snapshot"]
+    finally:
+        await gw.stop()
