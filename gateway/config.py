@@ -349,6 +349,8 @@ def _project_problems(d: Deployment, where: str, model: Model, v: Version) -> li
         return []
     project, script = d.project_path(model, v), d.script_path(v)
     field = "project" if v.project is not None else "script"
+    if not project.is_dir() and v.snapshot is None:
+        return [f"{where}.project: the project directory {project} does not exist"]
     if not script.is_relative_to(project):
         return [f"{where}.{field}: the script {script} is not inside the project {project}; "
                 "a version runs its script from the project's snapshot"]

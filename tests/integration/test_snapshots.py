@@ -196,3 +196,70 @@ async def test_unpublish_a_whole_model_then_republish_a_version(tmp_path, http):
         assert republished.snapshot == versions_in(config)[1]["snapshot"]
     finally:
         await gw.stop()
+
+
+async def test_what_cannot_be_snapshotted_is_refused_and_the_old_config_keeps_serving(
+        tmp_path, http):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    project = make_project(directory)
+    gw = await start_gateway(directory, config_text())
+    try:
+        config = gw.config_path
+        _, v1 = await call(http, gw, 1)
+        recorded = config.read_text()
+        outside = tmp_path / "elsewhere.txt"
+        outside.write_text("not in the project")
+        big = directory / "big"
+        (big / "src").mkdir(parents=True)
+        (big / "src" / "predict.py").write_text(PREDICT)
+        (big / "blob").write_bytes(b"\x01" * 3_000_000)
+        cases = {  # the version 2 added by hand -> what the refusal names
+            "{project: gone, script: gone/p.py, function: predict}":
+                ("models.m.versions.2.project",
+                 f"the project directory {directory / 'gone'} does not exist"),
+            "{project: big, script: big/src/predict.py, function: predict}":
+                ("models.m.versions.2.project", "over the snapshot limit of 2.0 MB"),
+            f"{{script: proj/src/predict.py, function: predict, snapshot: sha256:{'a' * 64}}}":
+                ("models.m.versions.2.snapshot", f"sha256:{'a' * 64} is not in the store"),
+            "{script: proj/src/predict.py, function: predict}":
+                ("models.m.versions.2.project",
+                 f"{project / 'leak.txt'} is a symbolic link to {outside}, outside the project"),
+        }
+        (project / "leak.txt").symlink_to(outside)  # the last case; v1 is already snapshotted
+        for entry, (where, message) in cases.items():
+            config.write_text(recorded.replace("gateway: {}", "")
+                              .replace("models:", "gateway: {snapshot_max_bytes: 2000000}\n"
+                                                  "models:", 1)
+                              + f"      2: {{language: python, {entry[1:]}\n")
+            code, _, err = await cli("reload", config)
+            assert code == 1, entry
+            assert f"{where}: " in err and message in err, err
+            assert await call(http, gw, 1) == (200, v1)  # the old config keeps serving
+            status, body = await call(http, gw, 2)
+            assert status == 404, body
+        # publish refuses the same, and leaves the file as it was
+        config.write_text(recorded)
+        code, _, err = await cli("publish", "m", "--script", project / "src" / "predict.py",
+                                 "--function", "predict", "-c", config)
+        assert code == 1
+        assert "models.m.versions.2.project: " in err and "outside the project" in err, err
+        assert config.read_text() == recorded
+    finally:
+        await gw.stop()
+
+
+async def test_a_recorded_snapshot_missing_from_the_store_refuses_to_start(tmp_path):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    make_project(directory)
+    missing = f"sha256:{'b' * 64}"
+    text = config_text().replace("function: predict}", f"function: predict, snapshot: {missing}}}")
+    (directory / "deployment.yaml").write_text(text)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", str(directory / "deployment.yaml"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert f"models.m.versions.1.snapshot: snapshot {missing} is not in the store " \
+           f"{directory / '.modelgate' / 'store'}; publish the version again" in err.decode()
