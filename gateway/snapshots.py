@@ -394,7 +394,12 @@ def _snapshot_problems(deployment: Deployment, where: str, model: Model,
         return [f"{where}.script: {version.script} is not in the snapshot {version.snapshot} "
                 f"of the project {deployment.project_path(model, version)}"]
     problem = function_problem(script, version)
-    return [f"{where}.function: {problem} (in snapshot {version.snapshot})"] if problem else []
+    if problem:
+        return [f"{where}.function: {problem} (in snapshot {version.snapshot})"]
+    libs = version.environment.r_libs if version.environment is not None else []
+    return [f"{where}.environment.r_libs: {lib} is not a directory in the project "
+            f"{deployment.project_path(model, version)} (as published in {version.snapshot})"
+            for lib in libs if not (tree / lib).is_dir()]
 
 
 def take(deployment: Deployment, model: Model, version: Version) -> str:

@@ -10,6 +10,7 @@ refused edit leaves the file as it was.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import io
 import os
@@ -24,7 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
-from gateway import snapshots
+from gateway import environments, snapshots
 from gateway.audit import Action, AuditLine
 from gateway.config import ConfigError, Deployment, GatewaySettings, load_bytes
 
@@ -248,8 +249,11 @@ def republish(name: str, n: int, config_path: str | os.PathLike[str]) -> Edit:
 
 def publish(name: str, *, script: str, function: str, language: str | None = None,
             workers: int | None = None, config_path: str | os.PathLike[str],
-            project: str | None = None, cwd: str | os.PathLike[str] | None = None) -> Edit:
-    """Add the next version number, with a snapshot of its project. ``script`` (and
+            project: str | None = None, requirements: str | None = None,
+            cwd: str | os.PathLike[str] | None = None) -> Edit:
+    """Add the next version number, with a snapshot of its project and its environment
+    built (``requirements``, a file in the project; by default the environment of the latest
+    published version in the same language). ``script`` (and
     ``project``) are paths as typed in a shell (from ``cwd``), or relative to the config
     file; they are written relative to the config file (absolute when the two have no
     directory in common)."""
@@ -273,14 +277,30 @@ def publish(name: str, *, script: str, function: str, language: str | None = Non
             previous.get("workers") if isinstance(previous, CommentedMap) else None)
         if copied is not None:
             entry["workers"] = int(copied)
+        environment = _environment_entry(previous, language, requirements)
+        if environment is not None:
+            entry["environment"] = environment
         if isinstance(previous, CommentedMap) and previous.fa.flow_style():
             entry.fa.set_flow_style()  # look like the versions around it
         versions[n] = entry
         snapshot = _snapshot(doc, name, n, config_path)
+        _environment(doc, name, n, config_path)
         return Change(action="publish", model=name, version=n, before=before,
                       after=production(model), snapshot=snapshot)
 
     return edit
+
+
+def _environment_entry(previous: Any, language: str,
+                       requirements: str | None) -> CommentedMap | None:
+    if requirements is not None:
+        entry = CommentedMap([("requirements", requirements)])
+        entry.fa.set_flow_style()
+        return entry
+    if (isinstance(previous, CommentedMap) and previous.get("language") == language
+            and isinstance(previous.get("environment"), CommentedMap)):
+        return copy.deepcopy(previous["environment"])
+    return None
 
 
 def _snapshot(doc: CommentedMap, name: str, n: int, config_path: str | os.PathLike[str]) -> str:
@@ -300,6 +320,18 @@ def _snapshot(doc: CommentedMap, name: str, n: int, config_path: str | os.PathLi
         raise EditError(f"{deployment.path}: {where}.{field}: {exc}") from None
     _version(_model(doc, name), name, n)["snapshot"] = snapshot
     return snapshot
+
+
+def _environment(doc: CommentedMap, name: str, n: int,
+                 config_path: str | os.PathLike[str]) -> None:
+    """Build version ``n``'s environment now: a publish that cannot have it is refused."""
+    deployment = _as_deployment(doc, config_path)
+    model = deployment.models[name]
+    try:
+        environments.build(deployment, model, model.versions[n])
+    except environments.BuildError as exc:
+        raise EditError(f"{deployment.path}: models.{name}.versions.{n}.environment: "
+                        f"{exc}") from None
 
 
 def _as_deployment(doc: CommentedMap, config_path: str | os.PathLike[str]) -> Deployment:

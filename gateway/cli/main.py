@@ -117,7 +117,8 @@ def _publish(args: argparse.Namespace) -> int:
                               lambda audit_log: edits.publish(
                                   args.model, script=args.script, function=args.function,
                                   language=args.language, workers=args.workers,
-                                  config_path=args.config, project=args.project))
+                                  config_path=args.config, project=args.project,
+                                  requirements=args.requirements))
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -219,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="default: those of the latest version")
     p.add_argument("--project", help="the directory the version snapshots (default: the "
                                      "model's `project`, else the script's directory)")
+    p.add_argument("--requirements", help="a requirements (or lock) file in the project: the "
+                                          "version runs in an environment of its own (default: "
+                                          "the latest version's environment)")
     _edit_options(p)
     p.set_defaults(run=_publish)
 

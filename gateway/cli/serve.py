@@ -27,6 +27,7 @@ from gateway import __version__, logs
 from gateway.audit import AuditLine, config_sha256, now
 from gateway.cli import control, edits
 from gateway.config import ConfigError, Deployment, load
+from gateway.environments import build_all
 from gateway.serving.dispatcher import VersionPool
 from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
 from gateway.snapshots import prepare
@@ -46,6 +47,7 @@ def serve(config_path: str, listen: str | None = None, json_logs: bool | None = 
         return 1
     try:
         deployment, taken = prepare(load(config_path))
+        build_all(deployment)  # before anything serves; the service finds them built
     except ConfigError as exc:
         print(f"modelgate: the config is not valid:\n{exc}", file=sys.stderr)
         return 1

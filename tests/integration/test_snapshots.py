@@ -263,3 +263,100 @@ async def test_a_recorded_snapshot_missing_from_the_store_refuses_to_start(tmp_p
     assert process.returncode == 1
     assert f"models.m.versions.1.snapshot: snapshot {missing} is not in the store " \
            f"{directory / '.modelgate' / 'store'}; publish the version again" in err.decode()
+
+
+SIX = """\
+import sys
+
+import six
+
+
+def which():
+    return {"six": six.__version__, "python": sys.executable, "module": six.__file__}
+"""
+
+
+async def test_two_versions_run_side_by_side_in_environments_of_their_own(tmp_path, http):
+    """Each version's requirements (six 1.16.0, then 1.17.0: small, pure Python, on PyPI)
+    are resolved and installed with uv into a venv of its own; v1 keeps its own after the
+    project's requirements change; an environment that does not resolve is refused."""
+    directory = tmp_path / "deploy"
+    project = directory / "proj"
+    project.mkdir(parents=True)
+    (project / "predict.py").write_text(SIX)
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    text = """\
+models:
+  m:
+    access: {public: true}
+    versions:
+      1: {language: python, script: proj/predict.py, function: which,
+          environment: {requirements: requirements.txt}}
+"""
+    gw = await start_gateway(directory, text, startup_timeout=300)
+    try:
+        config = gw.config_path
+        (project / "requirements.txt").write_text("six==1.17.0\n")
+        code, _, err = await cli("publish", "m", "--script", project / "predict.py",
+                                 "--function", "which", "-c", config)
+        assert code == 0, err
+        # like its neighbour, the new version has an environment of its own
+        assert versions_in(config)[2]["environment"] == {"requirements": "requirements.txt"}
+        (_, one), (_, two) = await call(http, gw, 1), await call(http, gw, 2)
+        environments = directory / ".modelgate" / "environments"
+        assert one["result"]["six"] == "1.16.0" and two["result"]["six"] == "1.17.0"
+        for answer in (one, two):
+            assert Path(answer["result"]["python"]).is_relative_to(environments)
+            assert Path(answer["result"]["module"]).is_relative_to(environments)
+        assert one["result"]["python"] != two["result"]["python"]
+        assert one["release"]["model_version"] != two["release"]["model_version"]
+
+        # requirements that do not resolve: refused with uv's message, the old config serving
+        (project / "requirements.txt").write_text("six==0.0.404\n")
+        code, _, err = await cli("publish", "m", "--script", project / "predict.py",
+                                 "--function", "which", "-c", config)
+        assert code == 1 and "models.m.versions.3.environment: cannot resolve" in err, err
+        doc = yaml.safe_load(config.read_text())
+        doc["models"]["m"]["versions"][3] = {
+            "language": "python", "script": "proj/predict.py", "function": "which",
+            "environment": {"requirements": "requirements.txt"}}
+        config.write_text(yaml.safe_dump(doc, sort_keys=False))
+        code, _, err = await cli("reload", config)
+        assert code == 1
+        assert "models.m.versions.3.environment: cannot resolve the requirements; uv says:" \
+            in err and "six==0.0.404" in err, err
+        assert await call(http, gw, 1) == (200, one)
+    finally:
+        await gw.stop()
+
+
+async def test_an_r_version_runs_in_its_snapshot_with_its_libraries_first(tmp_path, http):
+    directory = tmp_path / "deploy"
+    project = directory / "rproj"
+    (project / "src").mkdir(parents=True)
+    (project / "data").mkdir()
+    (project / "lib").mkdir()
+    (project / "lib" / "README").write_text("R packages of this version go here\n")
+    (project / "data" / "weight.txt").write_text("4.5\n")
+    (project / "src" / "predict.R").write_text(
+        'weight <- as.numeric(readLines("data/weight.txt"))  # relative to the project\n'
+        "paths <- function() list(libs = .libPaths(), wd = getwd(), weight = weight)\n")
+    gw = await start_gateway(directory, """\
+models:
+  m:
+    access: {public: true}
+    project: rproj
+    versions:
+      1: {language: r, script: rproj/src/predict.R, function: paths,
+          environment: {r_libs: [lib]}}
+""")
+    try:
+        status, answer = await call(http, gw, 1)
+        assert status == 200, answer
+        tree = Path(answer["result"]["wd"])
+        assert tree.is_relative_to(directory / ".modelgate" / "store")
+        assert answer["result"]["weight"] == 4.5
+        assert answer["result"]["libs"][0] == str(tree / "lib")
+        assert answer["release"]["script"] == "src/predict.R"
+    finally:
+        await gw.stop()

@@ -45,4 +45,4 @@ def load_runner(spec: PoolSpec) -> Runner:
         return PythonRunner(spec.script, spec.function, spec.workdir)
     from workers.runners.r import RRunner
 
-    return RRunner(spec.script, spec.function, spec.workdir)
+    return RRunner(spec.script, spec.function, spec.workdir, spec.r_libs)
