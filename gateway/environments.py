@@ -30,7 +30,7 @@ import msgspec
 
 import workers.wire
 from gateway.config import ConfigError, Deployment, Model, Version
-from gateway.snapshots import store_of
+from gateway.snapshots import SnapshotError, store_of
 
 # What the worker runtime imports, installed beside the version's own requirements at the
 # gateway's versions (a requirement that conflicts with them is a resolver error).
@@ -83,19 +83,45 @@ def build(deployment: Deployment, model: Model, version: Version) -> Environment
                          f"project {deployment.project_path(model, version)} (as published)")
     root = deployment.state_path / "environments"
     lock = _resolved(root, requirements.read_bytes())
-    lock_sha256 = hashlib.sha256(lock).hexdigest()
-    venv = root / hashlib.sha256(lock + _runtime_fingerprint()).hexdigest()[:32]
+    venv = _venv(root, lock)
     python = venv / "bin" / "python"
     if not python.exists():
         _build_venv(root, venv, lock)
-    return Environment(python=str(python), lock_sha256=lock_sha256)
+    return Environment(python=str(python), lock_sha256=hashlib.sha256(lock).hexdigest())
+
+
+def built(deployment: Deployment, model: Model, version: Version) -> Path | None:
+    """The venv directory of a version's environment if it was resolved on this host (for
+    ``modelgate gc``; nothing is resolved or built)."""
+    if (version.environment is None or version.environment.requirements is None
+            or version.snapshot is None):
+        return None
+    root = deployment.state_path / "environments"
+    try:
+        tree = store_of(deployment).tree(version.snapshot)
+        lock = _lock_file(root, (tree / version.environment.requirements).read_bytes())
+    except (SnapshotError, OSError):
+        return None
+    return _venv(root, lock.read_bytes()) if lock.is_file() else None
+
+
+def _venv(root: Path, lock: bytes) -> Path:
+    return root / hashlib.sha256(lock + _runtime_fingerprint()).hexdigest()[:32]
+
+
+def _runtime_pins() -> str:
+    return "".join(f"{name}=={importlib.metadata.version(name)}\n" for name in RUNTIME)
+
+
+def _lock_file(root: Path, requirements: bytes) -> Path:
+    key = hashlib.sha256(requirements + b"\0" + _runtime_pins().encode() + sys.version.encode())
+    return root / "locks" / f"{key.hexdigest()}.txt"
 
 
 def _resolved(root: Path, requirements: bytes) -> bytes:
     """The lock of ``requirements`` (with the runtime's pins): resolved once, then kept."""
-    runtime = "".join(f"{name}=={importlib.metadata.version(name)}\n" for name in RUNTIME)
-    key = hashlib.sha256(requirements + b"\0" + runtime.encode() + sys.version.encode())
-    kept = root / "locks" / f"{key.hexdigest()}.txt"
+    runtime = _runtime_pins()
+    kept = _lock_file(root, requirements)
     if kept.is_file():
         return kept.read_bytes()
     kept.parent.mkdir(parents=True, exist_ok=True)

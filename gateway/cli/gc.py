@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
-from gateway import audit
+from gateway import audit, environments
 from gateway.cli.control import os_user
 from gateway.config import ConfigError, Deployment, load
 from gateway.snapshots import Store, store_of
@@ -33,12 +35,18 @@ def run(config: str, keep_days: float | None = None, dry_run: bool = False) -> i
     verb = "would remove" if dry_run else "removed"
     if dry_run:
         print(f"{verb} {len(doomed)} snapshot(s): {', '.join(doomed) or 'none'}")
+        print(f"{verb} environments: "
+              f"{', '.join(map(str, unused_environments(deployment, days))) or 'none'}")
         return 0
     for snapshot in doomed:
         store.remove(snapshot)
     freed = store.prune()
-    summary = (f"{verb} {len(doomed)} snapshot(s) and {freed / 1e6:.1f} MB of files no "
-               f"snapshot holds; kept {len(store.snapshots())}")
+    venvs = unused_environments(deployment, days)
+    for venv in venvs:
+        shutil.rmtree(venv, ignore_errors=True)
+    summary = (f"{verb} {len(doomed)} snapshot(s), {freed / 1e6:.1f} MB of files no "
+               f"snapshot holds and {len(venvs)} environment(s); kept "
+               f"{len(store.snapshots())} snapshot(s)")
     print(f"{store.root}: {summary}")
     for snapshot in doomed:
         print(f"  {snapshot}")
@@ -61,6 +69,28 @@ def unreferenced(deployment: Deployment, store: Store, keep_days: float) -> list
     recent = since.timestamp()
     return [s for s in store.snapshots() if s not in kept
             and (store.manifests / f"{s.removeprefix('sha256:')}.json").stat().st_mtime < recent]
+
+
+def unused_environments(deployment: Deployment, keep_days: float) -> list[Path]:
+    """Environments no version of the config runs in, built before the retention window, and
+    that no process runs under."""
+    root = deployment.state_path / "environments"
+    if not root.is_dir():
+        return []
+    kept = {environments.built(deployment, m, v) for m in deployment.models.values()
+            for v in m.versions.values()}
+    running = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            program = (proc / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if program.startswith(f"{root}{os.sep}"):
+            running.add(root / Path(program).relative_to(root).parts[0])
+    before = time.time() - keep_days * 86400
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("locks",)
+                  and not p.name.startswith(".") and p not in kept and p not in running
+                  and p.stat().st_mtime < before)
 
 
 def in_use(store: Store) -> set[str]:

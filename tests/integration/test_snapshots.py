@@ -326,6 +326,18 @@ models:
         assert "models.m.versions.3.environment: cannot resolve the requirements; uv says:" \
             in err and "six==0.0.404" in err, err
         assert await call(http, gw, 1) == (200, one)
+
+        # gc removes an environment nothing uses, never those of the config's versions
+        stale = environments / "stale"
+        (stale / "bin").mkdir(parents=True)
+        os.utime(stale, (0, 0))
+        used = {Path(a["result"]["python"]).parent.parent for a in (one, two)}
+        for venv in used:
+            os.utime(venv, (0, 0))
+        code, out, err = await cli("gc", "-c", config, "--keep-days", "0")
+        assert code == 0, err
+        assert not stale.exists() and all(venv.is_dir() for venv in used)
+        assert "1 environment(s)" in out
     finally:
         await gw.stop()
 
