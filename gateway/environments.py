@@ -86,7 +86,12 @@ def build(deployment: Deployment, model: Model, version: Version) -> Environment
     venv = _venv(root, lock)
     python = venv / "bin" / "python"
     if not python.exists():
-        _build_venv(root, venv, lock)
+        try:
+            _build_venv(root, venv, lock)
+        except OSError as exc:
+            raise BuildError(f"cannot write the environment in {root}: {exc.strerror} "
+                             f"({exc.filename}); gateway.state_dir must be a directory the "
+                             "gateway's user can write") from None
     return Environment(python=str(python), lock_sha256=hashlib.sha256(lock).hexdigest())
 
 
@@ -124,7 +129,11 @@ def _resolved(root: Path, requirements: bytes) -> bytes:
     kept = _lock_file(root, requirements)
     if kept.is_file():
         return kept.read_bytes()
-    kept.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot write in {root}: {exc.strerror}; gateway.state_dir must be "
+                         "a directory the gateway's user can write") from None
     with tempfile.TemporaryDirectory(dir=kept.parent) as work:
         (Path(work) / "requirements.txt").write_bytes(requirements)
         (Path(work) / "runtime.txt").write_text(runtime)

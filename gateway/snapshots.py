@@ -114,13 +114,18 @@ class Store:
                 f"snapshot limit of {_mb(max_bytes)} (gateway.snapshot_max_bytes); the "
                 f"largest: {names}. Exclude what the model does not need in "
                 f"{project / IGNORE_FILE} (gitignore syntax), or raise the limit")
-        with self._locked():
-            entries = [Entry(rel, self._add_object(source), size, executable)
-                       for rel, source, size, executable in files]
-            manifest = Manifest(sorted(entries, key=lambda e: e.path))
-            snapshot = snapshot_id(manifest)
-            if not (self.trees / _hex(snapshot)).is_dir():
-                self._build_tree(snapshot, manifest)
+        try:
+            with self._locked():
+                entries = [Entry(rel, self._add_object(source), size, executable)
+                           for rel, source, size, executable in files]
+                manifest = Manifest(sorted(entries, key=lambda e: e.path))
+                snapshot = snapshot_id(manifest)
+                if not (self.trees / _hex(snapshot)).is_dir():
+                    self._build_tree(snapshot, manifest)
+        except OSError as exc:
+            raise SnapshotError(f"cannot write the snapshot store {self.root}: "
+                                f"{exc.strerror} ({exc.filename}); gateway.state_dir must be a "
+                                "directory the gateway's user can write") from None
         return snapshot
 
     def remove(self, snapshot: str) -> None:
@@ -344,7 +349,9 @@ def deployment_files(deployment: Deployment) -> tuple[Path, ...]:
     """The deployment's own files, never part of a snapshot even inside a project."""
     base, settings = deployment.base_dir, deployment.gateway
     config = Path(deployment.path).resolve()
-    return (config, Path(f"{config}.pid"), base / settings.audit_log, base / settings.async_db,
+    database = base / settings.async_db
+    return (config, Path(f"{config}.pid"), base / settings.audit_log, database,
+            *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal")),
             deployment.state_path)
 
 

@@ -169,3 +169,22 @@ def test_gc_removes_only_what_nothing_refers_to(tmp_path):
     assert sorted(store.snapshots()) == sorted([in_config, audited, running])
     assert not (store.trees / old[7:]).exists()
     assert audit.read_from(tmp_path / "audit.jsonl")[-1].action == "gc"
+
+
+def test_a_store_that_cannot_be_written_is_a_clear_error(tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(SnapshotError, match=r"cannot write the snapshot store .*a-file/store: "
+                                            r".*gateway\.state_dir must be a directory"):
+        Store(tmp_path / "a-file" / "store").take(project(tmp_path), 10**9)
+
+
+def test_the_deployments_own_files_are_never_in_a_snapshot(tmp_path):
+    (tmp_path / "predict.py").write_text("def f():\n    return 1\n")
+    for name in ("deploy.yaml.pid", "audit.jsonl", "async.sqlite3", "async.sqlite3-wal"):
+        (tmp_path / name).write_text("changes all the time")
+    raw = {"models": {"m": {"versions": {1: {
+        "language": "python", "script": "predict.py", "function": "f"}}}}}
+    (tmp_path / "deploy.yaml").write_text(yaml.safe_dump(raw))
+    ready, _ = prepare(parse(raw, str(tmp_path / "deploy.yaml")))
+    snapshot = ready.models["m"].versions[1].snapshot
+    assert [e.path for e in store_of(ready).manifest(snapshot).files] == ["predict.py"]
