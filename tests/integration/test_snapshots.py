@@ -372,3 +372,31 @@ models:
         assert answer["release"]["script"] == "src/predict.R"
     finally:
         await gw.stop()
+
+
+async def test_a_version_added_by_hand_gets_its_snapshot_recorded_at_the_reload(tmp_path,
+                                                                                 http):
+    directory = tmp_path / "deploy"
+    directory.mkdir()
+    project = make_project(directory)
+    gw = await start_gateway(directory, config_text())
+    try:
+        config = gw.config_path
+        (project / "data" / "weights.txt").write_text("7")
+        config.write_text(config_text(
+            "      2: {language: python, script: proj/src/predict.py, function: predict}\n")
+            .replace("function: predict}\n", f"function: predict, snapshot: "
+                                             f"'{versions_in(config)[1]['snapshot']}'}}\n", 1))
+        code, _, err = await cli("reload", config)
+        assert code == 0, err
+        recorded = versions_in(config)
+        assert recorded[2]["snapshot"].startswith("sha256:")
+        assert recorded[2]["snapshot"] != recorded[1]["snapshot"]
+        assert "this comment must survive" in config.read_text()
+        status, v2 = await call(http, gw, 2)
+        assert status == 200 and v2["result"]["weight"] == 7.0
+        # reloading the recorded file keeps v2's warm pool (the same version id)
+        code, out, err = await cli("reload", config)
+        assert code == 0 and "kept: m v1, m v2" in out and "started" not in out, (out, err)
+    finally:
+        await gw.stop()
