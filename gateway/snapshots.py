@@ -12,12 +12,8 @@ identical id on any machine. The store holds:
   links to the objects (copies where the filesystem has no hard links), files and directories
   read-only.
 
-What goes in: every file under the project but those matched by its ``.modelgateignore``
-(gitignore syntax), ``.git/`` and ``__pycache__/`` directories, and the deployment's own files
-(its config, audit log, state directory...) when they lie inside the project. A symbolic link
-is followed when it leads to a file or directory inside the project (the snapshot holds the
-content); one leading out of the project is refused, since the snapshot would then depend on
-files nobody published. Other special files (sockets, FIFOs) are left out.
+What goes in is :mod:`gateway.projects`'s to say, and never the deployment's own files (its
+config, audit log, state directory...) when they lie inside the project.
 """
 
 from __future__ import annotations
@@ -27,20 +23,17 @@ import fcntl
 import hashlib
 import os
 import shutil
-import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
-import pathspec
 
 from gateway.config import ConfigError, Deployment, Model, Version, function_problem
+from gateway.projects import IGNORE_FILE, ProjectError, project_files
 
 PREFIX = "sha256:"
-IGNORE_FILE = ".modelgateignore"
-ALWAYS_IGNORED = (".git/", "__pycache__/")
 CHUNK = 1024 * 1024
 FICLONE = 0x40049409  # Linux ioctl: share the blocks of a file (btrfs, XFS): a free copy
 
@@ -104,7 +97,10 @@ class Store:
     def take(self, project: Path, max_bytes: int, exclude: tuple[Path, ...] = ()) -> str:
         """Snapshot ``project``; returns its id. Raises :class:`SnapshotError` naming the file
         at fault (unreadable, a link out of the project, over ``max_bytes`` in all)."""
-        files = list(_project_files(project, exclude))
+        try:
+            files = list(project_files(project, exclude))
+        except ProjectError as exc:
+            raise SnapshotError(str(exc)) from None
         total = sum(size for _, _, size, _ in files)
         if total > max_bytes:
             biggest = sorted(files, key=lambda f: -f[2])[:3]
@@ -201,74 +197,6 @@ class Store:
             yield
         finally:
             os.close(fd)
-
-
-# ---------------------------------------------------------------------- the project's files
-
-def _project_files(project: Path, exclude: tuple[Path, ...]
-                   ) -> Iterator[tuple[str, Path, int, bool]]:
-    """``(relative path, path to read, size, executable)`` of every file to snapshot."""
-    try:
-        root = project.resolve(strict=True)
-        if not root.is_dir():
-            raise SnapshotError(f"the project {project} is not a directory")
-        os.listdir(root)
-    except FileNotFoundError:
-        raise SnapshotError(f"the project directory {project} does not exist") from None
-    except PermissionError:
-        raise SnapshotError(f"the project directory {project} cannot be read; the user "
-                            "publishing and serving must be able to read it") from None
-    ignore = _ignore_spec(root)
-    excluded = {p.resolve() for p in exclude}
-    yield from _walk(root, root, "", ignore, excluded, (root,))
-
-
-def _walk(root: Path, directory: Path, prefix: str, ignore: pathspec.PathSpec,
-          excluded: set[Path], chain: tuple[Path, ...]) -> Iterator[tuple[str, Path, int, bool]]:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as exc:
-        raise SnapshotError(f"cannot read {directory} in the project {root}: "
-                            f"{exc.strerror}") from None
-    for entry in entries:
-        rel = f"{prefix}{entry.name}"
-        path = Path(entry.path)
-        real = path
-        if entry.is_symlink():
-            try:
-                real = path.resolve(strict=True)
-            except (OSError, RuntimeError):
-                raise SnapshotError(f"{path} is a symbolic link to nothing "
-                                    f"({os.readlink(path)}); remove it, or exclude it in "
-                                    f"{root / IGNORE_FILE}") from None
-            if not real.is_relative_to(root):
-                raise SnapshotError(
-                    f"{path} is a symbolic link to {real}, outside the project {root}; a "
-                    "snapshot holds only the project's own files: copy what it needs into the "
-                    f"project, or exclude the link in {root / IGNORE_FILE}")
-        if real in excluded or any(real.is_relative_to(e) for e in excluded if e.is_dir()):
-            continue
-        try:
-            info = real.stat()
-        except OSError as exc:
-            raise SnapshotError(f"cannot read {path}: {exc.strerror}") from None
-        if stat.S_ISDIR(info.st_mode):
-            if ignore.match_file(f"{rel}/") or real in chain:
-                continue  # ignored, or a link back to a directory above: seen already
-            yield from _walk(root, real, f"{rel}/", ignore, excluded, (*chain, real))
-        elif stat.S_ISREG(info.st_mode) and not ignore.match_file(rel):
-            if not os.access(real, os.R_OK):
-                raise SnapshotError(f"cannot read {path}: permission denied; make it "
-                                    f"readable, or exclude it in {root / IGNORE_FILE}")
-            yield rel, real, info.st_size, bool(info.st_mode & 0o111)
-
-
-def _ignore_spec(root: Path) -> pathspec.PathSpec:
-    lines = list(ALWAYS_IGNORED)
-    ignore_file = root / IGNORE_FILE
-    if ignore_file.is_file():
-        lines += ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 # ---------------------------------------------------------------------- files
