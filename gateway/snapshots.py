@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,8 +55,18 @@ class Manifest(msgspec.Struct, frozen=True):
     files: list[Entry]
 
 
+class Known(msgspec.Struct, array_like=True, frozen=True):
+    """A file's content hash, and the stat it had then (device, inode, size, mtime, ctime)."""
+
+    stamp: tuple[int, int, int, int, int]
+    sha256: str
+
+
+SETTLED_NS = 2_000_000_000
+
 _encode = msgspec.json.Encoder().encode
 _decode_manifest = msgspec.json.Decoder(Manifest).decode
+_decode_known = msgspec.json.Decoder(dict[str, Known]).decode
 
 
 def snapshot_id(manifest: Manifest) -> str:
@@ -71,6 +82,7 @@ class Store:
         self.manifests = root / "manifests"
         self.trees = root / "snapshots"
         self.scratch = root / "tmp"
+        self.settled_ns = SETTLED_NS  # a file's hash is remembered once it is this old
 
     # ------------------------------------------------------------------ reading
 
@@ -112,8 +124,10 @@ class Store:
                 f"{project / IGNORE_FILE} (gitignore syntax), or raise the limit")
         try:
             with self._locked():
-                entries = [Entry(rel, self._add_object(source), size, executable)
+                known = self._known_hashes()
+                entries = [Entry(rel, self._add_object(source, known), size, executable)
                            for rel, source, size, executable in files]
+                self._keep_hashes(known)
                 manifest = Manifest(sorted(entries, key=lambda e: e.path))
                 snapshot = snapshot_id(manifest)
                 if not (self.trees / _hex(snapshot)).is_dir():
@@ -141,12 +155,25 @@ class Store:
                 if path.parent.name + path.name not in wanted:
                     freed += path.stat().st_size
                     path.unlink()
+            known = self._known_hashes()
+            self._keep_hashes({p: k for p, k in known.items() if os.path.exists(p)})
             return freed
 
-    def _add_object(self, source: Path) -> str:
-        """Store one file's content (once); returns its SHA-256."""
+    def _add_object(self, source: Path, known: dict[str, Known]) -> str:
+        """Store one file's content (once); returns its SHA-256. A file unchanged since it was
+        last hashed (the same inode, size, mtime and ctime, and settled then) is not read."""
+        try:
+            info = os.stat(source)
+        except OSError as exc:
+            raise SnapshotError(f"cannot read {source}: {exc.strerror}") from None
+        seen = known.get(str(source))
+        stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        if seen is not None and seen.stamp == stamp and self._object(seen.sha256).exists():
+            return seen.sha256
         digest = _sha256(source)
-        target = self._object(digest)
+        if time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) > self.settled_ns:
+            known[str(source)] = Known(stamp, digest)  # a file written just now may change
+        target = self._object(digest)                  # again within the clock's resolution
         if target.exists():
             return digest
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -161,6 +188,17 @@ class Store:
         finally:
             temporary.unlink(missing_ok=True)
         return copied
+
+    def _known_hashes(self) -> dict[str, Known]:
+        try:
+            return _decode_known((self.root / "hashes.json").read_bytes())
+        except (OSError, msgspec.DecodeError):
+            return {}
+
+    def _keep_hashes(self, known: dict[str, Known]) -> None:
+        temporary = self.root / f".hashes-{uuid.uuid4().hex}"
+        temporary.write_bytes(_encode(known))
+        os.replace(temporary, self.root / "hashes.json")
 
     def _object(self, digest: str) -> Path:
         return self.objects / digest[:2] / digest[2:]

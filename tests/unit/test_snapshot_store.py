@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway import audit
+from gateway import audit, snapshots
 from gateway.cli import gc
 from gateway.config import ConfigError, parse
 from gateway.snapshots import SnapshotError, Store, prepare, store_of
@@ -188,3 +188,21 @@ def test_the_deployments_own_files_are_never_in_a_snapshot(tmp_path):
     ready, _ = prepare(parse(raw, str(tmp_path / "deploy.yaml")))
     snapshot = ready.models["m"].versions[1].snapshot
     assert [e.path for e in store_of(ready).manifest(snapshot).files] == ["predict.py"]
+
+
+def test_a_file_unchanged_since_it_was_hashed_is_not_read_again(tmp_path, monkeypatch):
+    p = project(tmp_path)
+    store = Store(tmp_path / "store")
+    store.settled_ns = 0  # remember every hash (by default: of files older than 2 s)
+    first = store.take(p, 10**9)
+    read = []
+    real = snapshots._sha256
+    monkeypatch.setattr(snapshots, "_sha256", lambda path: read.append(path) or real(path))
+    assert store.take(p, 10**9) == first and read == []
+    # the same size and mtime, another content: its ctime tells
+    model = p / "sub" / "model.bin"
+    before = model.stat()
+    model.write_bytes(b"\x01" * 100_000)
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert store.take(p, 10**9) != first
+    assert model in read
