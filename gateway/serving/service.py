@@ -156,7 +156,8 @@ class Service:
             by_model.setdefault(process.pool.model, {})[process.pool.version] = process.pool
         return RoutingTable({
             name: model_routes(name, model, by_model.get(name, {}), {
-                n: script_in_snapshot(deployment, model, v) for n, v in model.versions.items()})
+                n: script_in_snapshot(deployment, model, v)
+                for n, v in model.versions.items() if not v.unpublished})
             for name, model in deployment.models.items() if not model.unpublished
         }, unpublished={name for name, model in deployment.models.items() if model.unpublished})
 
