@@ -33,6 +33,8 @@ class Release(msgspec.Struct, frozen=True):
     model_version: str
     model_version_number: int
     harness_version: str = __version__
+    script: str = ""  # the file and function which power it (the script's path in its project)
+    function: str = ""
 
 
 class CallResponse(msgspec.Struct, frozen=True):

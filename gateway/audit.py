@@ -21,8 +21,8 @@ import msgspec
 from gateway.config import Deployment
 
 Action = Literal["start", "stop", "reload", "reload_failed", "publish", "promote", "rollback",
-                 "unpublish"]
-VERSION_ACTIONS = ("publish", "promote", "rollback", "unpublish")
+                 "unpublish", "republish", "gc"]
+VERSION_ACTIONS = ("publish", "promote", "rollback", "unpublish", "republish")
 READ_BLOCK = 64 * 1024
 
 
@@ -40,6 +40,7 @@ class AuditLine(msgspec.Struct, frozen=True, kw_only=True):
     result: Literal["ok", "failed"] = "ok"
     details: str = ""
     config_sha256: str | None = None  # of the config file a reload read, or an edit wrote
+    snapshot: str | None = None  # the snapshot a publish or republish serves (`modelgate gc`)
 
 
 _encode = msgspec.json.Encoder().encode

@@ -19,6 +19,7 @@ import yaml
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SNAPSHOT = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class Batch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -26,10 +27,22 @@ class Batch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_wait_ms: float = 2.0
 
 
+class Environment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a version runs with besides its project: Python packages (``requirements``, a
+    requirements or lock file in the project, installed with uv into a venv of their own) or
+    R library directories (``r_libs``, in the project, put first on ``.libPaths()``)."""
+
+    requirements: str | None = None
+    r_libs: list[str] = []
+
+
 class Version(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     language: Literal["python", "r"]
     script: str
     function: str
+    project: str | None = None  # None: the model's, else the script's directory
+    snapshot: str | None = None  # sha256:...: the project as published (gateway.snapshots)
+    environment: Environment | None = None
     workers: int = 1
     timeout_s: float | None = None  # None: gateway.request_timeout_s
     preload: bool = True
@@ -47,6 +60,8 @@ class Access(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     versions: dict[int, Version]
     description: str = ""
+    project: str | None = None  # the directory its versions snapshot (default: the script's)
+    unpublished: bool = False  # true: no version is served, every route answers 404
     access: Access = Access()
     routing: Literal["basic", "advanced"] = "basic"
     promoted: int | None = None
@@ -57,6 +72,8 @@ class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def production(self) -> int | None:
         """The version ``labels/prod`` serves: the promoted one under advanced routing, else
         the latest published one (None when none is published)."""
+        if self.unpublished:
+            return None
         if self.routing == "advanced" and self.promoted is not None:
             return self.promoted
         return max((n for n, v in self.versions.items() if not v.unpublished), default=None)
@@ -105,6 +122,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     async_db: str = "async.sqlite3"  # async predictions' SQLite file (":memory:": not kept)
     async_result_ttl_s: float = 86400.0  # how long finished async predictions can be read
     async_max_queued: int = 10000  # async predictions waiting to run; more: 503 overloaded
+    state_dir: str = ".modelgate"  # snapshots and environments (relative: beside this file)
+    snapshot_max_bytes: int = 4 * 1024**3  # the most a project's snapshot may hold
+    gc_keep_days: float = 30.0  # `modelgate gc` keeps what the audit log named this recently
 
 
 class Deployment(msgspec.Struct, frozen=True):
@@ -123,6 +143,18 @@ class Deployment(msgspec.Struct, frozen=True):
 
     def script_path(self, version: Version) -> Path:
         return (self.base_dir / version.script).resolve()
+
+    def project_path(self, model: Model, version: Version) -> Path:
+        """The directory a version snapshots: its ``project``, its model's, or the script's."""
+        project = version.project or model.project
+        if project is None:
+            return self.script_path(version).parent
+        return (self.base_dir / project).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        """Where snapshots and environments are kept (``gateway.state_dir``)."""
+        return self.base_dir / self.gateway.state_dir
 
 
 class ConfigError(Exception):
@@ -293,7 +325,7 @@ def _model_problems(d: Deployment, name: str, model: Model, check_scripts: bool,
         if token not in d.tokens:
             problems.append(f"{where}.access.tokens: token `{token}` is not defined under tokens")
     published = [n for n, v in model.versions.items() if not v.unpublished]
-    if not published and all_versions:
+    if not published and all_versions and not model.unpublished:
         problems.append(f"{where}.versions: at least one version must be published")
     if model.routing == "advanced":
         if model.promoted is None:
@@ -306,7 +338,40 @@ def _model_problems(d: Deployment, name: str, model: Model, check_scripts: bool,
                             "promote another version before unpublishing it")
     for n, version in model.versions.items():
         problems.extend(_version_problems(d, f"{where}.versions.{n}", n, version, check_scripts))
+        if not version.unpublished and check_scripts:
+            problems.extend(_project_problems(d, f"{where}.versions.{n}", model, version))
     return problems
+
+
+def _project_problems(d: Deployment, where: str, model: Model, v: Version) -> list[str]:
+    """The script must lie in the project (the snapshot holds nothing else)."""
+    if v.project is None and model.project is None:
+        return []
+    project, script = d.project_path(model, v), d.script_path(v)
+    field = "project" if v.project is not None else "script"
+    if not project.is_dir() and v.snapshot is None:
+        return [f"{where}.project: the project directory {project} does not exist"]
+    if not script.is_relative_to(project):
+        return [f"{where}.{field}: the script {script} is not inside the project {project}; "
+                "a version runs its script from the project's snapshot"]
+    return []
+
+
+def _environment_problems(where: str, v: Version) -> list[str]:
+    env = v.environment
+    if env is None:
+        return []
+    if v.language == "python" and env.r_libs:
+        return [f"{where}.environment.r_libs: only R versions have R libraries; a Python "
+                "version names `requirements`"]
+    if v.language == "r" and env.requirements is not None:
+        return [f"{where}.environment.requirements: an R version names `r_libs` (library "
+                "directories in its project), not Python requirements"]
+    paths = [env.requirements] if env.requirements is not None else list(env.r_libs)
+    if any(p.startswith("/") or ".." in Path(p).parts for p in paths):
+        return [f"{where}.environment: paths are relative to the project and stay inside it "
+                "(the snapshot holds them)"]
+    return []
 
 
 def _version_problems(d: Deployment, where: str, n: int, v: Version,
@@ -325,12 +390,16 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
         problems.append(f"{where}.batch: max_size must be 1 to 4096 and max_wait_ms >= 0")
     if v.timeout_s is not None and v.timeout_s <= 0:
         problems.append(f"{where}.timeout_s: must be positive")
-    if not check_scripts or v.unpublished:
-        return problems
+    if v.snapshot is not None and not SNAPSHOT.match(v.snapshot):
+        problems.append(f"{where}.snapshot: expected sha256: and 64 lowercase hex characters "
+                        "(`modelgate publish` records it)")
+    problems.extend(_environment_problems(where, v))
+    if not check_scripts or v.unpublished or v.snapshot is not None:
+        return problems  # a snapshot's script is checked in the snapshot (gateway.snapshots)
     script = d.script_path(v)
     try:
         exists = script.is_file()  # raises too, for a directory on the way it may not search
-        problem = _function_problem(script, v) if exists else None
+        problem = function_problem(script, v) if exists else None
     except OSError as exc:  # the workers could not read it either
         problems.append(f"{where}.script: cannot read {script}: {exc.strerror}; the gateway's "
                         "user must be able to read it")
@@ -342,7 +411,7 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
     return problems
 
 
-def _function_problem(script: Path, v: Version) -> str | None:
+def function_problem(script: Path, v: Version) -> str | None:
     """A static look at the script (nothing is run): is the function defined at top level?"""
     text = script.read_text(encoding="utf-8", errors="replace")
     missing = f"{v.function} is not defined at the top level of {v.script}"

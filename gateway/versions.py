@@ -1,4 +1,5 @@
-"""Stable version ids: a hash of everything that defines what a version computes."""
+"""Stable version ids (``model_version``): a hash of everything that defines what a version
+computes, and nothing that depends on the machine (no absolute path)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,34 @@ import msgspec
 from gateway.config import ConfigError, Deployment, Model, Version
 
 
-def version_id(deployment: Deployment, name: str, model: Model, version: Version) -> str:
-    """Same script bytes, function, language, env and options: same id, across restarts.
-    Raises :class:`ConfigError` when the script cannot be read (validation read it, but it
-    may have changed since: a reload then reports a bad config, not a crash)."""
-    digest = hashlib.sha256()
-    digest.update(name.encode())
-    script = deployment.script_path(version)
-    try:
-        digest.update(script.read_bytes())
-    except OSError as exc:
+class Identity(msgspec.Struct, array_like=True, frozen=True):
+    """What ``model_version`` hashes: the project's snapshot, the script's place in it, the
+    function, language, options and env, and the environment (its resolved lock's hash)."""
+
+    model: str
+    snapshot: str
+    script: str
+    function: str
+    language: str
+    options: Version  # the version's options, with the fields above blanked
+    env: list[tuple[str, str]]
+    environment_lock: str
+
+
+def version_id(deployment: Deployment, name: str, model: Model, version: Version,
+               environment_lock: str = "") -> str:
+    """Same snapshot, script, function, language, options, env and environment: same id, on
+    any machine and across restarts; one changed byte in any project file: another id. The
+    version must have its snapshot (see :func:`gateway.snapshots.prepare`)."""
+    if version.snapshot is None:
         n = next((n for n, v in model.versions.items() if v is version), "?")
-        raise ConfigError(deployment.path, [f"models.{name}.versions.{n}.script: cannot read "
-                                            f"{script}: {exc.strerror}"]) from None
-    options = msgspec.structs.replace(version, unpublished=False)
-    digest.update(msgspec.msgpack.encode([options, sorted(model.env.items())]))
-    return digest.hexdigest()[:24]
+        raise ConfigError(deployment.path, [f"models.{name}.versions.{n}.snapshot: the "
+                                            "version has no snapshot of its project yet"])
+    script = deployment.script_path(version).relative_to(
+        deployment.project_path(model, version)).as_posix()
+    options = msgspec.structs.replace(version, unpublished=False, script="", project=None,
+                                      snapshot=None, function="", environment=None)
+    identity = Identity(model=name, snapshot=version.snapshot, script=script,
+                        function=version.function, language=version.language, options=options,
+                        env=sorted(model.env.items()), environment_lock=environment_lock)
+    return hashlib.sha256(msgspec.msgpack.encode(identity)).hexdigest()[:24]

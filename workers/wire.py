@@ -148,6 +148,9 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     language: Literal["python", "r"]
     script: str  # absolute path
     function: str
+    workdir: str = ""  # the working directory (the version's snapshot); "": the script's
+    python: str = ""  # the interpreter of the version's environment; "": the gateway's
+    r_libs: list[str] = []  # R library directories put first on .libPaths()
     workers: int
     preload: bool = True
     slots: int = 32

@@ -11,8 +11,10 @@ import asyncio
 
 import msgspec
 
-from gateway.config import Deployment
+from gateway.config import Deployment, Environment
+from gateway.environments import BuildError, build
 from gateway.serving.supervisor_process import spawn_supervisor
+from gateway.snapshots import script_in_snapshot, store_of
 from workers.wire import LoadFailed, PoolSpec, decode_event
 
 
@@ -20,7 +22,7 @@ async def load_problems(deployment: Deployment, timeout_s: float = 300.0) -> lis
     """``models.M.versions.N: ...`` for every published version whose script fails to load."""
     checks = [
         _load_one(deployment, name, n, timeout_s)
-        for name, model in deployment.models.items()
+        for name, model in deployment.models.items() if not model.unpublished
         for n, version in model.versions.items() if not version.unpublished
     ]
     return [problem for problem in await asyncio.gather(*checks) if problem]
@@ -29,8 +31,19 @@ async def load_problems(deployment: Deployment, timeout_s: float = 300.0) -> lis
 async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float) -> str | None:
     model = deployment.models[name]
     version = model.versions[n]
+    script, workdir, python, r_libs = str(deployment.script_path(version)), "", "", []
+    if version.snapshot is not None:  # what will be served: the snapshot, its environment
+        tree = store_of(deployment).tree(version.snapshot)
+        workdir, script = str(tree), str(tree / script_in_snapshot(deployment, model, version))
+        try:
+            environment = build(deployment, model, version)
+        except BuildError as exc:
+            return f"models.{name}.versions.{n}.environment: {exc}"
+        python = environment.python if environment is not None else ""
+        r_libs = [str(tree / lib) for lib in (version.environment or Environment()).r_libs]
     spec = PoolSpec(model=name, version=n, version_id="check", language=version.language,
-                    script=str(deployment.script_path(version)), function=version.function,
+                    script=script, workdir=workdir, python=python, r_libs=r_libs,
+                    function=version.function,
                     workers=0, env=dict(model.env), connect="", log_json=True)
     process = await spawn_supervisor(spec, stderr=asyncio.subprocess.DEVNULL)
     try:

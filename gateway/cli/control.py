@@ -47,9 +47,9 @@ def run_action(command: str, config: PathLike, url: str | None, wait: float,
     print(f"{path}: {change.summary()}")
     try:
         audit.append(audit_log, audit.AuditLine(
-            time=audit.now(), actor=_os_user(), action=change.action, model=change.model,
+            time=audit.now(), actor=os_user(), action=change.action, model=change.model,
             version=change.version, before=change.before, after=change.after,
-            details=change.summary(), config_sha256=digest))
+            details=change.summary(), config_sha256=digest, snapshot=change.snapshot))
     except OSError as exc:
         print(f"modelgate: warning: cannot append to the audit log {audit_log}: "
               f"{exc.strerror} (rollback relies on it)", file=sys.stderr)
@@ -139,7 +139,7 @@ def _reload_through_api(url: str, wait: float, digest: str) -> int:
     return 0
 
 
-def _os_user() -> str:
+def os_user() -> str:
     """Who ran the command, for the audit log (a container user may have no passwd entry)."""
     import getpass
 

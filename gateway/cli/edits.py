@@ -10,6 +10,7 @@ refused edit leaves the file as it was.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import io
 import os
@@ -24,8 +25,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
+from gateway import environments, snapshots
 from gateway.audit import Action, AuditLine
-from gateway.config import ConfigError, GatewaySettings, load_bytes
+from gateway.config import ConfigError, Deployment, GatewaySettings, load_bytes
 
 
 class EditError(Exception):
@@ -41,14 +43,19 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 
     action: Action
     model: str
-    version: int
+    version: int | None  # None: the whole model
     before: int | None
     after: int | None
+    snapshot: str | None = None  # what a publish or republish serves
 
     def summary(self) -> str:
         moved = (f"production v{self.before} -> v{self.after}" if self.before != self.after
                  else f"production stays v{self.after}")
-        return f"{self.model}: {self.action} v{self.version} ({moved})"
+        if self.after is None:
+            moved = "no version served: its routes answer 404"
+        what = "every version" if self.version is None else f"v{self.version}"
+        at = f"; snapshot {self.snapshot}" if self.snapshot else ""
+        return f"{self.model}: {self.action} {what} ({moved}){at}"
 
 
 Edit = Callable[[CommentedMap], Change]
@@ -206,14 +213,54 @@ def unpublish(name: str, n: int) -> Edit:
     return edit
 
 
+def unpublish_model(name: str) -> Edit:
+    """Withdraw a whole model (``unpublished: true`` on it): no version is served, every
+    route of the model answers 404; its versions and snapshots stay for ``republish``."""
+
+    def edit(doc: CommentedMap) -> Change:
+        model = _model(doc, name)
+        if model.get("unpublished", False):
+            raise NothingToDo(f"{name}: the model is already unpublished")
+        before = production(model)
+        model["unpublished"] = True
+        return Change(action="unpublish", model=name, version=None, before=before, after=None)
+
+    return edit
+
+
+def republish(name: str, n: int, config_path: str | os.PathLike[str]) -> Edit:
+    """Serve version ``n`` again, exactly as published: from its snapshot, which must still be
+    in the store (a version published before snapshots existed gets one now)."""
+
+    def edit(doc: CommentedMap) -> Change:
+        model = _model(doc, name)
+        version = _version(model, name, n)
+        if not version.get("unpublished", False) and not model.get("unpublished", False):
+            raise NothingToDo(f"{name}: v{n} is already published")
+        before = production(model)
+        version.pop("unpublished", None)
+        model.pop("unpublished", None)
+        snapshot = _snapshot(doc, name, n, config_path)
+        return Change(action="republish", model=name, version=n, before=before,
+                      after=production(model), snapshot=snapshot)
+
+    return edit
+
+
 def publish(name: str, *, script: str, function: str, language: str | None = None,
             workers: int | None = None, config_path: str | os.PathLike[str],
+            project: str | None = None, requirements: str | None = None,
             cwd: str | os.PathLike[str] | None = None) -> Edit:
-    """Add the next version number. ``script`` is a path as typed in a shell (from ``cwd``),
-    or one relative to the config file; it is written relative to the config file (absolute
-    when the two have no directory in common)."""
-    script_in_file = _script_for_file(script, Path(config_path).resolve().parent,
-                                      Path(cwd or os.getcwd()))
+    """Add the next version number, with a snapshot of its project and its environment
+    built (``requirements``, a file in the project; by default the environment of the latest
+    published version in the same language). ``script`` (and
+    ``project``) are paths as typed in a shell (from ``cwd``), or relative to the config
+    file; they are written relative to the config file (absolute when the two have no
+    directory in common)."""
+    config_dir, here = Path(config_path).resolve().parent, Path(cwd or os.getcwd())
+    script_in_file = _path_for_file(script, config_dir, here, "script")
+    project_in_file = None if project is None else _path_for_file(project, config_dir, here,
+                                                                   "project")
     language = language or _language_of(script)
 
     def edit(doc: CommentedMap) -> Change:
@@ -224,31 +271,114 @@ def publish(name: str, *, script: str, function: str, language: str | None = Non
         previous = versions.get(max(_published(model), default=-1))
         entry = CommentedMap([("language", language), ("script", script_in_file),
                               ("function", function)])
+        if project_in_file is not None:
+            entry["project"] = project_in_file
         copied = workers if workers is not None else (
             previous.get("workers") if isinstance(previous, CommentedMap) else None)
         if copied is not None:
             entry["workers"] = int(copied)
+        environment = _environment_entry(previous, language, requirements)
+        if environment is not None:
+            entry["environment"] = environment
         if isinstance(previous, CommentedMap) and previous.fa.flow_style():
             entry.fa.set_flow_style()  # look like the versions around it
         versions[n] = entry
+        snapshot = _snapshot(doc, name, n, config_path)
+        _environment(doc, name, n, config_path)
         return Change(action="publish", model=name, version=n, before=before,
-                      after=production(model))
+                      after=production(model), snapshot=snapshot)
 
     return edit
 
 
-def _script_for_file(script: str, config_dir: Path, cwd: Path) -> str:
+def _environment_entry(previous: Any, language: str,
+                       requirements: str | None) -> CommentedMap | None:
+    if requirements is not None:
+        entry = CommentedMap([("requirements", requirements)])
+        entry.fa.set_flow_style()
+        return entry
+    if (isinstance(previous, CommentedMap) and previous.get("language") == language
+            and isinstance(previous.get("environment"), CommentedMap)):
+        return copy.deepcopy(previous["environment"])
+    return None
+
+
+def _snapshot(doc: CommentedMap, name: str, n: int, config_path: str | os.PathLike[str]) -> str:
+    """Version ``n``'s snapshot: the one it records, checked to be in the store, or one taken
+    of its project now and recorded in ``doc``."""
+    deployment = _as_deployment(doc, config_path)
+    model = deployment.models[name]
+    version = model.versions[n]
+    where = f"models.{name}.versions.{n}"
+    try:
+        if version.snapshot is not None:
+            snapshots.store_of(deployment).tree(version.snapshot)
+            return version.snapshot
+        snapshot = snapshots.take(deployment, model, version)
+    except snapshots.SnapshotError as exc:
+        field = "project" if version.snapshot is None else "snapshot"
+        raise EditError(f"{deployment.path}: {where}.{field}: {exc}") from None
+    _version(_model(doc, name), name, n)["snapshot"] = snapshot
+    return snapshot
+
+
+def _environment(doc: CommentedMap, name: str, n: int,
+                 config_path: str | os.PathLike[str]) -> None:
+    """Build version ``n``'s environment now: a publish that cannot have it is refused."""
+    deployment = _as_deployment(doc, config_path)
+    model = deployment.models[name]
+    try:
+        environments.build(deployment, model, model.versions[n])
+    except environments.BuildError as exc:
+        raise EditError(f"{deployment.path}: models.{name}.versions.{n}.environment: "
+                        f"{exc}") from None
+
+
+def _as_deployment(doc: CommentedMap, config_path: str | os.PathLike[str]) -> Deployment:
+    path = str(Path(config_path).resolve())
+    try:
+        return load_bytes(render(doc), path, check_secrets=False)
+    except ConfigError as exc:
+        raise EditError(f"the edited file would not be valid, so it was left unchanged:\n"
+                        f"{exc}") from None
+
+
+def record_snapshots(path: str | os.PathLike[str], taken: dict[tuple[str, int], str],
+                     scripts: dict[tuple[str, int], str]) -> bytes | None:
+    """Write the snapshots a gateway took (of versions that had none) into the file, so it
+    says what is served; a version whose ``script`` changed since is left alone. Returns the
+    new text (None: nothing to record). Raises OSError when the file cannot be replaced."""
+    path = Path(path).resolve()
+    with _locked(path.parent):
+        doc = load_document(path.read_bytes(), str(path))
+        changed = False
+        for (name, n), snapshot in taken.items():
+            model = doc["models"].get(name)
+            versions = model.get("versions") if isinstance(model, CommentedMap) else None
+            version = None if versions is None else versions.get(n, versions.get(str(n)))
+            if (isinstance(version, CommentedMap) and "snapshot" not in version
+                    and version.get("script") == scripts[(name, n)]):
+                version["snapshot"] = snapshot
+                changed = True
+        if not changed:
+            return None
+        text = render(doc)
+        write_atomically(path, text)
+        return text
+
+
+def _path_for_file(script: str, config_dir: Path, cwd: Path, what: str) -> str:
     typed = Path(script)
     if typed.is_absolute():
         return str(typed)
-    if (cwd / typed).is_file():
+    if (cwd / typed).exists():
         found = (cwd / typed).resolve()
         if os.path.commonpath([found, config_dir]) == found.anchor:
             return str(found)  # no directory in common: a relative path would only confuse
         return os.path.relpath(found, config_dir)
-    if (config_dir / typed).is_file():
+    if (config_dir / typed).exists():
         return str(typed)
-    raise EditError(f"script {script} does not exist (looked in {cwd} and beside the config "
+    raise EditError(f"{what} {script} does not exist (looked in {cwd} and beside the config "
                     f"in {config_dir})")
 
 

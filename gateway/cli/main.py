@@ -14,9 +14,10 @@ import sys
 
 def _check(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError, load
+    from gateway.snapshots import prepare
 
     try:
-        deployment = load(args.config)
+        deployment, _ = prepare(load(args.config), take_missing=False)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -91,7 +92,22 @@ def _unpublish(args: argparse.Namespace) -> int:
     from gateway.cli import control, edits
 
     return control.run_action(args.command, args.config, args.url, args.wait,
-                              lambda audit_log: edits.unpublish(args.model, args.version))
+                              lambda audit_log: edits.unpublish(args.model, args.version)
+                              if args.version is not None else edits.unpublish_model(args.model))
+
+
+def _republish(args: argparse.Namespace) -> int:
+    from gateway.cli import control, edits
+
+    return control.run_action(args.command, args.config, args.url, args.wait,
+                              lambda audit_log: edits.republish(args.model, args.version,
+                                                                args.config))
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from gateway.cli.gc import run
+
+    return run(args.config, keep_days=args.keep_days, dry_run=args.dry_run)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -101,7 +117,8 @@ def _publish(args: argparse.Namespace) -> int:
                               lambda audit_log: edits.publish(
                                   args.model, script=args.script, function=args.function,
                                   language=args.language, workers=args.workers,
-                                  config_path=args.config))
+                                  config_path=args.config, project=args.project,
+                                  requirements=args.requirements))
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -172,11 +189,26 @@ def build_parser() -> argparse.ArgumentParser:
     _edit_options(p)
     p.set_defaults(run=_rollback)
 
-    p = sub.add_parser("unpublish", help="stop serving version N (404 afterwards)")
+    p = sub.add_parser("unpublish", help="stop serving version N, or without N the whole "
+                                         "model (404 afterwards)")
+    p.add_argument("model")
+    p.add_argument("version", type=int, nargs="?")
+    _edit_options(p)
+    p.set_defaults(run=_unpublish)
+
+    p = sub.add_parser("republish", help="serve an unpublished version N again, from its "
+                                         "snapshot")
     p.add_argument("model")
     p.add_argument("version", type=int)
     _edit_options(p)
-    p.set_defaults(run=_unpublish)
+    p.set_defaults(run=_republish)
+
+    p = sub.add_parser("gc", help="remove snapshots nothing refers to any more")
+    p.add_argument("-c", "--config", required=True, help="the deployment file")
+    p.add_argument("--keep-days", type=float, help="keep what the audit log named within "
+                                                   "this many days (default: gateway.gc_keep_days)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    p.set_defaults(run=_gc)
 
     p = sub.add_parser("publish", help="add the next version of a model")
     p.add_argument("model")
@@ -186,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", choices=("python", "r"),
                    help="default: from the script's suffix (.py, .R)")
     p.add_argument("--workers", type=int, help="default: those of the latest version")
+    p.add_argument("--project", help="the directory the version snapshots (default: the "
+                                     "model's `project`, else the script's directory)")
+    p.add_argument("--requirements", help="a requirements (or lock) file in the project: the "
+                                          "version runs in an environment of its own (default: "
+                                          "the latest version's environment)")
     _edit_options(p)
     p.set_defaults(run=_publish)
 

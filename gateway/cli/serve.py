@@ -24,11 +24,13 @@ import uvloop
 from aiohttp import web
 
 from gateway import __version__, logs
-from gateway.audit import AuditLine, now
-from gateway.cli import control
+from gateway.audit import AuditLine, config_sha256, now
+from gateway.cli import control, edits
 from gateway.config import ConfigError, Deployment, load
+from gateway.environments import build_all
 from gateway.serving.dispatcher import VersionPool
 from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
+from gateway.snapshots import prepare
 from gateway.web.app import create_app
 from gateway.web.keys import RELOADER, SERVICE
 
@@ -44,10 +46,12 @@ def serve(config_path: str, listen: str | None = None, json_logs: bool | None = 
               file=sys.stderr)
         return 1
     try:
-        deployment = load(config_path)
+        deployment, taken = prepare(load(config_path))
+        build_all(deployment)  # before anything serves; the service finds them built
     except ConfigError as exc:
         print(f"modelgate: the config is not valid:\n{exc}", file=sys.stderr)
         return 1
+    deployment = _record_snapshots(deployment, taken)
     if json_logs is None:
         json_logs = not sys.stdout.isatty()
     logs.configure(json_logs)
@@ -57,6 +61,25 @@ def serve(config_path: str, listen: str | None = None, json_logs: bool | None = 
 def _split_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _record_snapshots(deployment: Deployment, taken: dict[tuple[str, int], str]) -> Deployment:
+    """The first serve of a version without a snapshot took one: the file records it (and
+    the deployment served is that file's new content)."""
+    if not taken:
+        return deployment
+    for (name, n), snapshot in taken.items():
+        print(f"  {name} v{n}: snapshot {snapshot}", file=sys.stderr)
+    scripts = {(m, n): deployment.models[m].versions[n].script for m, n in taken}
+    try:
+        text = edits.record_snapshots(deployment.path, taken, scripts)
+    except (OSError, edits.EditError) as exc:
+        print(f"modelgate: warning: the snapshots are served but not recorded in "
+              f"{deployment.path} ({exc}); the next start snapshots the projects again",
+              file=sys.stderr)
+        return deployment
+    return deployment if text is None else msgspec.structs.replace(
+        deployment, sha256=config_sha256(text))
 
 
 class StartupProgress:
@@ -119,6 +142,7 @@ async def _reload_on_hangup(reloader: Reloader, hangup: asyncio.Event) -> None:
 async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
                hangup: asyncio.Event) -> int:
     app = create_app(deployment, StartupProgress(), json_logs)
+    app[RELOADER].record_snapshots = edits.record_snapshots
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=2048,

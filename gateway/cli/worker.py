@@ -14,7 +14,9 @@ import msgspec
 import zmq.auth
 
 from gateway.config import ConfigError, load
+from gateway.environments import build_all
 from gateway.serving.service import pool_spec
+from gateway.snapshots import prepare
 from workers.supervisor import StatusLog, configure_logging, run_supervisor
 
 
@@ -25,7 +27,10 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
     over TCP with this worker's secret certificate ``key`` and the gateway's public
     ``server_key``. Returns the exit status."""
     try:
-        deployment = load(config, check_secrets=False)
+        # the version's snapshot must be in this host's store (a shared state_dir); one taken
+        # here of the same files has the same id, and so the same version id
+        deployment, _ = prepare(load(config, check_secrets=False))
+        environment = build_all(deployment).get((model, version))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -35,7 +40,7 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
         return 1
     if json_logs is None:
         json_logs = not sys.stdout.isatty()
-    spec = pool_spec(deployment, model, version, connect, json_logs)
+    spec = pool_spec(deployment, model, version, connect, json_logs, environment)
     curve: dict[str, str] = {}
     if connect.startswith("tcp://"):
         if not (key and server_key):

@@ -16,6 +16,7 @@ reason).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -26,6 +27,11 @@ from gateway.api import ReloadReport
 from gateway.config import ConfigError, Deployment, load_bytes
 from gateway.errors import ModelgateError
 from gateway.serving.service import ReloadError, Service
+from gateway.snapshots import prepare
+
+# Writes the snapshots taken of versions that had none into the config file (see
+# gateway.cli.edits.record_snapshots): (path, {(model, n): snapshot}, {(model, n): script}).
+RecordSnapshots = Callable[[str, dict[tuple[str, int], str], dict[tuple[str, int], str]], object]
 
 log = structlog.get_logger("modelgate.admin")
 
@@ -49,6 +55,7 @@ class Reloader:
     def __init__(self, service: Service) -> None:
         self.service = service
         self._one_at_a_time = asyncio.Lock()
+        self.record_snapshots: RecordSnapshots | None = None  # set by `modelgate serve`
 
     async def reload(self, actor: str) -> ReloadReport:
         """Serve what the file now says; raise :class:`BadConfig` or :class:`ReloadFailed`
@@ -61,6 +68,7 @@ class Reloader:
                 data, digest = await asyncio.to_thread(read_file, running.path)
                 deployment = await asyncio.to_thread(load_bytes, data, running.path)
                 deployment, needs_restart = _keep_start_only(deployment, running)
+                deployment, taken = await asyncio.to_thread(prepare, deployment)
                 changes = await self.service.reload(deployment)
             except (ConfigError, ReloadError) as exc:
                 await self._failed(actor, str(exc), digest)
@@ -78,6 +86,8 @@ class Reloader:
                                    f"{type(exc).__name__}: {exc}; see the gateway's log") from None
             after = production_versions(deployment)
             log.info("reloaded", actor=actor, config=running.path, **changes)
+            if taken:
+                await self._record(deployment, taken)
             details = _describe(changes, before, after)
             if needs_restart:
                 log.warning("reload_needs_restart", settings=needs_restart,
@@ -87,6 +97,18 @@ class Reloader:
                 await record(self.service, line)
             return ReloadReport(config=running.path, config_sha256=digest, production=after,
                                 needs_restart=needs_restart, **changes)
+
+    async def _record(self, deployment: Deployment, taken: dict[tuple[str, int], str]) -> None:
+        """The snapshots taken of versions that had none go into the file."""
+        log.info("snapshots_taken", versions=[f"{m} v{n}: {s}" for (m, n), s in taken.items()])
+        if self.record_snapshots is None:
+            return
+        scripts = {(m, n): deployment.models[m].versions[n].script for m, n in taken}
+        try:
+            await asyncio.to_thread(self.record_snapshots, deployment.path, taken, scripts)
+        except Exception as exc:  # e.g. a read-only file: served now, but not recorded
+            log.warning("snapshots_not_recorded", config=deployment.path, error=str(exc),
+                        hint="record them with `modelgate publish`, or make the file writable")
 
     async def _failed(self, actor: str, reason: str, digest: str, crashed: bool = False) -> None:
         """``crashed``: called from an ``except`` block of an unexpected error, whose

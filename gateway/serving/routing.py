@@ -53,9 +53,12 @@ class ModelRoutes:
                        f"published: {', '.join(map(str, sorted(self.versions)))}")
 
 
-def model_routes(name: str, model: Model, pools: dict[int, VersionPool]) -> ModelRoutes:
+def model_routes(name: str, model: Model, pools: dict[int, VersionPool],
+                 scripts: dict[int, str]) -> ModelRoutes:
+    """``scripts``: each version's script, as a path in its project."""
     versions = {
-        n: Served(n, pool, msgspec.json.encode(Release(name, pool.version_id, n)))
+        n: Served(n, pool, msgspec.json.encode(Release(
+            name, pool.version_id, n, script=scripts[n], function=model.versions[n].function)))
         for n, pool in pools.items()
     }
     latest = max(versions)
@@ -69,11 +72,15 @@ def model_routes(name: str, model: Model, pools: dict[int, VersionPool]) -> Mode
 
 
 class RoutingTable:
-    def __init__(self, models: dict[str, ModelRoutes]) -> None:
+    def __init__(self, models: dict[str, ModelRoutes],
+                 unpublished: frozenset[str] | set[str] = frozenset()) -> None:
         self.models = models
+        self.unpublished = unpublished  # models in the file with every version withdrawn
 
     def model(self, name: str) -> ModelRoutes:
         routes = self.models.get(name)
         if routes is None:
+            if name in self.unpublished:
+                raise NotFound(f"model `{name}` is unpublished")
             raise NotFound(f"no model named `{name}`")
         return routes

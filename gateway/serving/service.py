@@ -21,11 +21,13 @@ import structlog
 
 from gateway.auth import TokenBook
 from gateway.config import Deployment
+from gateway.environments import Environment, build_all
 from gateway.errors import ModelgateError, NotFound, Unauthorized
 from gateway.serving.dispatcher import Dispatcher, VersionPool
 from gateway.serving.remote import RemoteListener
 from gateway.serving.routing import ModelRoutes, RoutingTable, Served, model_routes
 from gateway.serving.supervisor_process import SupervisorProcess
+from gateway.snapshots import prepare, script_in_snapshot, store_of
 from gateway.versions import version_id
 from workers.wire import PoolSpec, Reply
 
@@ -53,6 +55,7 @@ class Service:
         self.retiring: list[SupervisorProcess] = []  # a reload's old pools, while they drain
         self.table = RoutingTable({})
         self.remote: RemoteListener | None = None
+        self.environments: dict[tuple[str, int], Environment] = {}  # versions' own venvs
         self.unrouted: dict[int, int] = {}  # calls naming no served model or version, by status
         self._reloading = asyncio.Lock()
 
@@ -64,17 +67,21 @@ class Service:
 
     async def start(self) -> None:
         """Start every pool and wait (bounded) until each is up or has failed."""
+        self.deployment, _ = await asyncio.to_thread(prepare, self.deployment)  # serve did
+        self.environments = await asyncio.to_thread(build_all, self.deployment)
         self.dispatcher = Dispatcher(f"ipc://{self.runtime_dir}/workers.sock")
         if self.deployment.gateway.workers_listen:
             self.remote = RemoteListener(self.dispatcher, self.deployment)
-        self.pools = self._plan(self.deployment)
+        self.pools = self._plan(self.deployment, self.environments)
         await self._bring_up(self.pools.values(), self.progress)
         self.table = self._routes(self.deployment, self.pools)
 
     async def reload(self, deployment: Deployment) -> dict[str, list[str]]:
         """Serve ``deployment`` instead; returns the versions started, kept and stopped."""
         async with self._reloading:
-            planned = self._plan(deployment)
+            # built before anything moves: a failed build is a bad config, the old one serving
+            environments = await asyncio.to_thread(build_all, deployment)
+            planned = self._plan(deployment, environments)
             fresh = [p for key, p in planned.items() if key not in self.pools]
             # Until the switch, a stop (which cancels this reload) takes these down too.
             self.starting = fresh
@@ -94,7 +101,7 @@ class Service:
             self.pools = planned
             for (name, n, _), kept in planned.items():  # the gateway's defaults may have changed
                 kept.pool.timeout_s, kept.pool.max_queue = _limits(deployment, name, n)
-            self.deployment = deployment
+            self.deployment, self.environments = deployment, environments
             self.tokens = TokenBook(deployment.tokens)
             self.starting, self.retiring = [], retired  # a stop during the drain drains them
             await self._take_down(retired)
@@ -115,16 +122,20 @@ class Service:
 
     # ------------------------------------------------------------------ pools
 
-    def _plan(self, deployment: Deployment) -> dict[PoolKey, SupervisorProcess]:
+    def _plan(self, deployment: Deployment, environments: dict[tuple[str, int], Environment]
+              ) -> dict[PoolKey, SupervisorProcess]:
         """The pool processes ``deployment`` needs: running ones are reused as they are, the
         others are created (not started yet)."""
         assert self.dispatcher is not None
         planned: dict[PoolKey, SupervisorProcess] = {}
         for name, model in deployment.models.items():
+            if model.unpublished:
+                continue
             for n, version in sorted(model.versions.items()):
                 if version.unpublished:
                     continue
-                spec = pool_spec(deployment, name, n, self.dispatcher.address, self.json_logs)
+                spec = pool_spec(deployment, name, n, self.dispatcher.address, self.json_logs,
+                                 environments.get((name, n)))
                 key = (name, n, spec.version_id)
                 if key in self.pools:
                     planned[key] = self.pools[key]
@@ -144,9 +155,11 @@ class Service:
         for process in pools.values():
             by_model.setdefault(process.pool.model, {})[process.pool.version] = process.pool
         return RoutingTable({
-            name: model_routes(name, model, by_model.get(name, {}))
-            for name, model in deployment.models.items()
-        })
+            name: model_routes(name, model, by_model.get(name, {}), {
+                n: script_in_snapshot(deployment, model, v)
+                for n, v in model.versions.items() if not v.unpublished})
+            for name, model in deployment.models.items() if not model.unpublished
+        }, unpublished={name for name, model in deployment.models.items() if model.unpublished})
 
     async def _bring_up(self, processes: Iterable[SupervisorProcess],
                         progress: Progress | None) -> None:
@@ -259,14 +272,21 @@ class Service:
 
 
 def pool_spec(deployment: Deployment, name: str, n: int, connect: str,
-              json_logs: bool = True) -> PoolSpec:
+              json_logs: bool = True, environment: Environment | None = None) -> PoolSpec:
     """What a pool process needs to serve version ``n`` of model ``name``: the same for a local
     pool and for a remote one (``modelgate worker``), so both compute the same version id."""
     model = deployment.models[name]
     version = model.versions[n]
+    assert version.snapshot is not None, "prepare() gives every served version its snapshot"
+    tree = store_of(deployment).tree(version.snapshot)
+    lock = environment.lock_sha256 if environment is not None else ""
+    r_libs = version.environment.r_libs if version.environment is not None else []
     return PoolSpec(
-        model=name, version=n, version_id=version_id(deployment, name, model, version),
-        language=version.language, script=str(deployment.script_path(version)),
+        model=name, version=n, version_id=version_id(deployment, name, model, version, lock),
+        python=environment.python if environment is not None else "",
+        r_libs=[str(tree / lib) for lib in r_libs],
+        language=version.language,
+        script=str(tree / script_in_snapshot(deployment, model, version)), workdir=str(tree),
         function=version.function, workers=version.workers, preload=version.preload,
         slots=version.slots,
         batch_max_size=version.batch.max_size if version.batch else 0,

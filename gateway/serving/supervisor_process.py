@@ -41,7 +41,7 @@ async def spawn_supervisor(spec: PoolSpec, stderr: int | None = None
     """``python -m workers.supervisor`` for ``spec`` (sent on its stdin, then closed): in a
     session of its own and with only the model's environment; its events come on stdout."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.supervisor",
+        spec.python or sys.executable, "-m", "workers.supervisor",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
         env=worker_environment(spec.env), start_new_session=True,
     )

@@ -147,9 +147,10 @@ async def test_the_response_has_exactly_the_model_api_shape(http, gw):
     assert list(answer) == ["result", "release", "request_id", "model_time_in_ms", "timing"]
     release = answer["release"]
     assert list(release) == ["model", "model_version", "model_version_number",
-                             "harness_version"]
+                             "harness_version", "script", "function"]
     assert (answer["result"], release["model"], release["model_version_number"],
-            release["harness_version"]) == (2, "area", 1, __version__)
+            release["harness_version"], release["script"], release["function"]) == (
+        2, "area", 1, __version__, "py_calls.py", "area")
     assert isinstance(release["model_version"], str) and len(release["model_version"]) >= 8
     assert isinstance(answer["model_time_in_ms"], float)
     assert isinstance(answer["timing"], float)

@@ -2,6 +2,7 @@
 many concurrent calls each get their own answer, and user code cannot take a worker down."""
 
 import asyncio
+from pathlib import Path
 
 from conftest import TEST_MODELS, version
 
@@ -58,10 +59,14 @@ async def test_the_model_env_reaches_user_code_and_the_gateways_does_not(gateway
     assert await result(http, url, {"parameters": ["PATH"]})  # what Python needs is there
 
 
-async def test_the_working_directory_is_the_scripts(gateway_factory, http):
+async def test_the_working_directory_is_the_snapshot_of_the_scripts_directory(
+        gateway_factory, http):
+    """By default a version's project is its script's directory; it runs in its snapshot."""
     gw = await gateway_factory({"models": {"who": model("whoami")}})
     answer = await result(http, gw.model_url("who"), {"parameters": []})
-    assert answer["cwd"] == str(TEST_MODELS)
+    cwd = Path(answer["cwd"])
+    assert cwd.is_relative_to(gw.config_path.parent / ".modelgate" / "store" / "snapshots")
+    assert (cwd / "py_calls.py").read_bytes() == (TEST_MODELS / "py_calls.py").read_bytes()
 
 
 def pss_kb(pid):

@@ -4,15 +4,17 @@ the file as it was. Also the audit log the rollback reads."""
 
 import errno
 import os
+import re
 import shutil
 import stat
 
 import pytest
 
 from conftest import EXAMPLES, as_unprivileged, world_readable_dir
-from gateway import audit
+from gateway import audit, snapshots
 from gateway.audit import AuditLine
 from gateway.cli import control, edits
+from gateway.config import load
 
 SCRIPT = EXAMPLES / "basics" / "basics.py"
 
@@ -64,7 +66,8 @@ def refused(path, edit, *words):
     with pytest.raises(edits.EditError) as error:
         edits.edit_file(path, edit)
     assert path.read_bytes() == before, "a refused edit changed the file"
-    assert [p.name for p in path.parent.iterdir()] == [path.name], "a temporary file was left"
+    left = [p.name for p in path.parent.iterdir() if p.name != ".modelgate"]  # the store
+    assert left == [path.name], "a temporary file was left"
     for word in words:
         assert word in str(error.value)
     return str(error.value)
@@ -156,9 +159,10 @@ def test_publish_adds_the_next_number_like_its_neighbours(config, tmp_path):
     change, text = apply(config, edits.publish(
         "wine", script=str(SCRIPT), function="echo", config_path=config))
     assert (change.version, change.before, change.after) == (4, 1, 1)  # after unpublished 3
-    # flow style and workers of the latest published version (2)
-    assert f"      4: {{language: python, script: {SCRIPT}, function: echo, workers: 3}}\n" \
-        in text
+    # flow style and workers of the latest published version (2), and the snapshot taken
+    assert re.search(re.escape(f"      4: {{language: python, script: {SCRIPT}, function: echo, "
+                               "workers: 3, snapshot: sha256:") + "[0-9a-f]{64}}\n", text)
+    assert change.snapshot is not None and change.snapshot in text
 
 
 def test_publish_writes_the_script_relative_to_the_config(config, tmp_path):
@@ -169,7 +173,7 @@ def test_publish_writes_the_script_relative_to_the_config(config, tmp_path):
         "plain", script="fn.py", function="add", workers=2, config_path=config, cwd=scripts))
     assert (change.version, change.before, change.after) == (3, 2, 3)  # basic: prod moves
     assert "      3:\n        language: python\n        script: scripts/fn.py\n" \
-           "        function: add\n        workers: 2\n" in text
+           "        function: add\n        workers: 2\n        snapshot: sha256:" in text
     # with no directory in common (say /tmp and /work), the absolute path
     _, text = apply(config, edits.publish("plain", script=SCRIPT.name, function="add",
                                           config_path=config, cwd=SCRIPT.parent))
@@ -281,3 +285,38 @@ def test_audit_lines_are_appended_and_read_back_newest_last(tmp_path, monkeypatc
     assert audit.wait_for_reload(path, offset, "abc", 1).action == "reload"
     assert audit.wait_for_reload(path, offset, "other", 0.2, poll_s=0.05) is None
     assert audit.recent(tmp_path / "none.jsonl", 5) == []
+
+
+def test_publish_snapshots_the_project_given(config, tmp_path):
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "fn.py").write_bytes(SCRIPT.read_bytes())
+    (project / "weights.txt").write_text("1")
+    change, text = apply(config, edits.publish(
+        "plain", script="src/fn.py", function="add", project=".", config_path=config,
+        cwd=project))
+    assert "        script: proj/src/fn.py\n        function: add\n        project: proj\n" \
+        in text
+    tree = snapshots.store_of(load(config)).tree(change.snapshot)
+    assert sorted(p.name for p in tree.rglob("*") if p.is_file()) == ["fn.py", "weights.txt"]
+
+
+def test_republish_serves_the_recorded_snapshot_or_refuses(config):
+    change, text = apply(config, edits.republish("wine", 3, config))  # published before them
+    assert (change.action, change.version) == ("republish", 3)
+    assert "unpublished: true" not in text and f"snapshot: {change.snapshot}" in text
+    with pytest.raises(edits.NothingToDo):
+        edits.edit_file(config, edits.republish("wine", 3, config))
+    apply(config, edits.unpublish("wine", 3))
+    config.write_text(config.read_text().replace(change.snapshot, "sha256:" + "0" * 64))
+    refused(config, edits.republish("wine", 3, config), "models.wine.versions.3.snapshot: ",
+            f"sha256:{'0' * 64} is not in the store")
+
+
+def test_unpublish_without_a_version_withdraws_the_whole_model(config):
+    change, text = apply(config, edits.unpublish_model("wine"))
+    assert (change.version, change.before, change.after) == (None, 1, None)
+    assert "    unpublished: true\n" in text
+    assert "every version" in change.summary() and "404" in change.summary()
+    with pytest.raises(edits.NothingToDo):
+        edits.edit_file(config, edits.unpublish_model("wine"))

@@ -42,7 +42,7 @@ def load_runner(spec: PoolSpec) -> Runner:
     if spec.language == "python":
         from workers.runners.python import PythonRunner
 
-        return PythonRunner(spec.script, spec.function)
+        return PythonRunner(spec.script, spec.function, spec.workdir)
     from workers.runners.r import RRunner
 
-    return RRunner(spec.script, spec.function)
+    return RRunner(spec.script, spec.function, spec.workdir, spec.r_libs)

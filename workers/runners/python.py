@@ -21,11 +21,14 @@ log = structlog.get_logger("modelgate.worker")
 class PythonRunner:
     """A loaded function: the script's globals stay alive for the life of the process."""
 
-    def __init__(self, script: str, function: str) -> None:
+    def __init__(self, script: str, function: str, workdir: str = "") -> None:
+        """``workdir``: the working directory (the version's snapshot), also importable
+        after the script's own directory; "": the script's directory."""
         directory = os.path.dirname(script)
-        os.chdir(directory)
-        if directory not in sys.path:
-            sys.path.insert(0, directory)
+        os.chdir(workdir or directory)
+        for path in dict.fromkeys([workdir, directory]):
+            if path and path not in sys.path:
+                sys.path.insert(0, path)
         try:
             namespace = runpy.run_path(script, run_name="__modelgate__")
         except BaseException as exc:  # the user's script: anything can happen

@@ -71,7 +71,7 @@ function(log_warning) {
       caller
     },
     source = function(path) {
-      withCallingHandlers(source(path, chdir = TRUE), error = on_error, warning = on_warning)
+      withCallingHandlers(source(path), error = on_error, warning = on_warning)
       NULL
     },
     last_error = function() {
@@ -226,12 +226,19 @@ def _signature(name: str, described: Any, ri: Any) -> Signature:
 class RRunner:
     """A sourced R script and one of its functions."""
 
-    def __init__(self, script: str, function: str) -> None:
+    def __init__(self, script: str, function: str, workdir: str = "",
+                 r_libs: list[str] | None = None) -> None:
+        """``workdir``: the working directory while sourcing and calling (the version's
+        snapshot); "": the script's directory. ``r_libs``: library directories searched
+        before R's own (the version's environment)."""
         from workers.runners.r_convert import r_class
 
         harness = start_r()
         ri = harness["ri"]
-        os.chdir(os.path.dirname(script))
+        os.chdir(workdir or os.path.dirname(script))
+        if r_libs:
+            lib_paths = ri.baseenv[".libPaths"]
+            lib_paths(ri.StrSexpVector([*r_libs, *lib_paths()]))
         if _evaluate(harness["source"], [script], {}) is None:
             failure = _last_error(harness)
             raise LoadError(f"sourcing {script} failed: {failure['message']}")
