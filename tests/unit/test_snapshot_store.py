@@ -2,6 +2,7 @@
 what is refused, with the version and the path named; and what `modelgate gc` may remove."""
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import as_unprivileged, world_readable_dir
 from gateway import audit, snapshots
 from gateway.cli import gc
 from gateway.config import ConfigError, parse
@@ -91,12 +93,25 @@ def test_a_project_over_the_limit_or_missing_is_refused_before_anything_is_copie
         store.take(tmp_path / "nope", 10**9)
 
 
-@pytest.mark.skipif(os.getuid() == 0, reason="root reads every file")
-def test_an_unreadable_file_is_named(tmp_path):
-    p = project(tmp_path)
-    (p / "sub" / "model.bin").chmod(0)
-    with pytest.raises(SnapshotError, match=r"cannot read .*model\.bin"):
-        Store(tmp_path / "store").take(p, 10**9)
+def test_an_unreadable_file_is_named():
+    """A real unreadable file, taken by a user it is unreadable to (root reads any file: the
+    check runs as ``nobody`` then), in directories that user may enter and write."""
+    directory = world_readable_dir("modelgate-unreadable-")
+    try:
+        p = project(directory)
+        (p / "sub" / "model.bin").chmod(0)
+        store = directory / "store"
+        store.mkdir(mode=0o777)
+        store.chmod(0o777)
+
+        def take_as_unprivileged_user():
+            assert not os.access(p / "sub" / "model.bin", os.R_OK)
+            with pytest.raises(SnapshotError, match=r"cannot read .*model\.bin"):
+                Store(store).take(p, 10**9)
+
+        as_unprivileged(take_as_unprivileged_user)
+    finally:
+        shutil.rmtree(directory)
 
 
 def deployment(tmp_path, **version):
