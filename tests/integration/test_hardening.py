@@ -1,0 +1,77 @@
+"""Issue 15 (hardening) against the real gateway and real Python and R workers: small hostile
+requests are refused before they cost anything, and none of them kills a worker."""
+
+import asyncio
+import time
+
+import msgspec
+import pytest
+
+from conftest import TEST_MODELS, start_gateway, version
+from workers.wire import MAX_NESTING
+
+PY = TEST_MODELS / "hostile.py"
+R = TEST_MODELS / "hostile.R"
+
+
+def public(script, function, **options):
+    return {"access": {"public": True},
+            "versions": {1: version(script, function, workers=1, **options)}}
+
+
+@pytest.fixture(scope="module")
+async def gw(tmp_path_factory):
+    models = {"py-take": public(PY, "take"), "sum": public(PY, "take")}
+    try:
+        import rpy2  # noqa: F401
+
+        models["r-take"] = public(R, "take")
+    except ImportError:
+        pass
+    running = await start_gateway(tmp_path_factory.mktemp("hardening"), {"models": models})
+    yield running
+    await running.stop()
+
+
+def nested_body(depth):
+    return b'{"parameters": [' + b"[" * depth + b"]" * depth + b"]}"
+
+
+async def post(http, url, body, **headers):
+    async with http.post(url, data=body, headers={"Content-Type": "application/json",
+                                                  **headers}) as resp:
+        return resp.status, await resp.json()
+
+
+@pytest.mark.parametrize("model", ["py-take", "r-take"])
+async def test_deep_nesting_is_the_same_400_in_python_and_r_and_kills_no_worker(gw, http, model):
+    if model == "r-take":
+        pytest.importorskip("rpy2")
+    url = gw.model_url(model)
+    status, body = await post(http, url, b'{"parameters": [0]}')
+    assert status == 200
+    pid = body["result"]
+    for _ in range(6):  # six such requests killed six R workers
+        status, body = await post(http, url, nested_body(400))
+        assert status == 400, body
+        assert body["error"]["type"] == "bad_request"
+        assert f"more than {MAX_NESTING} levels deep" in body["error"]["message"]
+    status, body = await post(http, url, nested_body(MAX_NESTING - 3))
+    assert (status, body["result"]) == (200, pid)  # the same worker, still serving
+
+
+async def test_a_tiny_v2_request_describing_a_huge_empty_tensor_is_refused_at_once(gw, http):
+    shape = [65536] + [1] * 30 + [0]
+    one = {"name": "x", "shape": shape, "datatype": "BOOL", "data": []}
+    for inputs in ([one], [{**one, "name": n} for n in "abcd"]):
+        body = msgspec.json.encode({"inputs": inputs})
+        assert len(body) < 700
+        started = time.perf_counter()
+        health = asyncio.ensure_future(http.get(gw.url + "/healthz"))
+        async with http.post(gw.url + "/v2/models/sum/infer", data=body,
+                             headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 400
+            assert "more than a body of" in (await resp.json())["error"]
+        assert time.perf_counter() - started < 1.0  # 1.9 s and 8.1 s before the fix
+        async with await health as resp:
+            assert resp.status == 200
