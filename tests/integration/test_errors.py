@@ -47,7 +47,7 @@ async def test_bodies_that_are_not_a_call_are_400_bad_request(gw, http, data, wo
 
 
 @pytest.mark.parametrize("body, words", [
-    ({"parameters": [1, 2, 3]}, "area(width, height=1) takes at most 2"),
+    ({"parameters": [1, 2, 3]}, "area(width, height) takes at most 2"),
     ({"data": {"depth": 1, "width": 2}}, "has no argument(s) named depth"),
     ({"parameters": []}, "missing required argument(s) width"),
 ])

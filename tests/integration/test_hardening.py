@@ -75,3 +75,13 @@ async def test_a_tiny_v2_request_describing_a_huge_empty_tensor_is_refused_at_on
         assert time.perf_counter() - started < 1.0  # 1.9 s and 8.1 s before the fix
         async with await health as resp:
             assert resp.status == 200
+
+
+async def test_a_version_number_of_5000_digits_is_a_short_404(gw, http):
+    for url, call in ((gw.url + "/models/py-take/" + "9" * 5000 + "/model",
+                       b'{"parameters": [1]}'),
+                      (gw.url + "/v2/models/py-take/versions/" + "9" * 5000 + "/infer",
+                       b'{"inputs": []}')):
+        status, body = await post(http, url, call)
+        assert status == 404, body
+        assert len(str(body)) < 400
