@@ -105,6 +105,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     async_db: str = "async.sqlite3"  # async predictions' SQLite file (":memory:": not kept)
     async_result_ttl_s: float = 86400.0  # how long finished async predictions can be read
     async_max_queued: int = 10000  # async predictions waiting to run; more: 503 overloaded
+    # issue 15 (hardening)
+    async_max_stored: int = 10000  # async predictions kept (queued or finished); more: 503
+    async_max_bytes: int = 1024**3  # their bodies and results together; more: 503
 
 
 class Deployment(msgspec.Struct, frozen=True):

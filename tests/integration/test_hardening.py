@@ -85,3 +85,64 @@ async def test_a_version_number_of_5000_digits_is_a_short_404(gw, http):
         status, body = await post(http, url, call)
         assert status == 404, body
         assert len(str(body)) < 400
+
+
+ASYNC = "/api/modelApis/async/v1"
+TOKEN = "hardening-token-1"
+
+
+def with_token(config, public):
+    import hashlib
+
+    return {**config, "tokens": {"ci": {"sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}},
+            "models": {"take": {"access": {"public": public, "tokens": [] if public else ["ci"]},
+                                "versions": {1: version(PY, "take", workers=1)}}}}
+
+
+async def test_async_predictions_kept_are_bounded_in_count_and_bytes(gateway_factory, http):
+    gw = await gateway_factory(with_token({"gateway": {"async_max_stored": 2,
+                                                       "async_max_bytes": 200}}, True))
+    url = gw.url + ASYNC + "/take"
+    for _ in range(2):
+        status, _ = await post(http, url, b'{"parameters": [1]}')
+        assert status == 202
+    status, body = await post(http, url, b'{"parameters": [1]}')
+    assert (status, body["error"]["type"]) == (503, "overloaded")
+    assert "gateway.async_max_stored = 2" in body["error"]["message"]
+    gw2 = await gateway_factory(with_token({"gateway": {"async_max_bytes": 100}}, True))
+    status, body = await post(http, gw2.url + ASYNC + "/take",
+                              b'{"parameters": ["' + b"x" * 100 + b'"]}')
+    assert (status, body["error"]["type"]) == (503, "overloaded")
+    assert "async_max_bytes" in body["error"]["message"]
+
+
+async def test_a_result_submitted_while_public_is_hidden_once_the_model_is_restricted(
+        gateway_factory, http):
+    import signal
+
+    import yaml
+
+    gw = await gateway_factory(with_token({}, True))
+    status, body = await post(http, gw.url + ASYNC + "/take", b'{"parameters": [1]}')
+    assert status == 202
+    result_url = gw.url + ASYNC + "/take/" + body["asyncPredictionId"]
+    for _ in range(200):
+        async with http.get(result_url) as resp:
+            if (await resp.json())["status"] == "succeeded":
+                break
+        await asyncio.sleep(0.05)
+    assert not any(body["asyncPredictionId"] in line for line in map(bytes.decode, gw.raw_output))
+    gw.config_path.write_text(yaml.safe_dump(with_token({}, False)))
+    gw.process.send_signal(signal.SIGHUP)
+    for _ in range(200):
+        if gw.events("reloaded") or gw.events("reload"):
+            break
+        await asyncio.sleep(0.05)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    for _ in range(200):  # until the reload is in place: the model then asks for a token
+        async with http.get(result_url) as resp:
+            if resp.status == 401:
+                break
+        await asyncio.sleep(0.05)
+    async with http.get(result_url, headers=bearer) as resp:
+        assert resp.status == 404, await resp.text()
