@@ -215,7 +215,7 @@ class Dispatcher:
         if worker is not None:
             self._assign(worker, call)
         elif pool.failure is not None and not pool.workers:
-            raise Unavailable(f"{pool.model} v{pool.version} is not available: {pool.failure}")
+            raise _unavailable(pool)
         elif len(pool.waiting) >= pool.max_queue:
             raise Overloaded(f"{pool.model} v{pool.version} is at capacity "
                              f"({len(pool.waiting)} calls waiting); retry shortly")
@@ -395,8 +395,7 @@ class Dispatcher:
         """The version cannot be served (its script fails to load): fail its waiting calls."""
         pool.failure = reason
         if not pool.workers:
-            self._fail_waiting(pool, Unavailable(
-                f"{pool.model} v{pool.version} is not available: {reason}"))
+            self._fail_waiting(pool, _unavailable(pool))
         pool.changed()
 
     def close(self) -> None:
@@ -405,3 +404,11 @@ class Dispatcher:
             self._loop.remove_reader(socket.FD)
             socket.close(0)
         self.context.term()
+
+
+def _unavailable(pool: VersionPool) -> Unavailable:
+    """The 503 of a version that cannot load: without the reason, which may hold a path or a
+    connection string (it is in the log, and in ``/readyz`` for admin tokens)."""
+    return Unavailable(f"{pool.model} v{pool.version} is not available: its script failed to "
+                       "load (the reason is in the gateway log, and in /readyz for admin "
+                       "tokens)")

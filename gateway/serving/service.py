@@ -247,15 +247,22 @@ class Service:
                   if routes.public or (token is not None and token in routes.allowed)]
         return models, token
 
-    def readiness(self) -> dict[str, dict[str, object]]:
-        """Per version: ready or not, workers up, and why not when it cannot serve."""
+    def readiness(self, detailed: bool = True) -> dict[str, dict[str, object]]:
+        """Per version: ready or not, workers up, and why not when it cannot serve. Not
+        ``detailed`` (anonymous callers): public models only, and no reason."""
+        shown = None if detailed else {n for n, r in self.table.models.items() if r.public}
         return {
             f"{p.model}/{p.version}": {
-                "ready": p.ready, "workers_ready": len(p.workers),
-                "workers": p.expected_workers, **({"reason": p.failure} if p.failure else {}),
+                "ready": p.ready, "workers_ready": len(p.workers), "workers": p.expected_workers,
+                **({"reason": p.failure} if p.failure and detailed else {}),
             }
-            for p in self.served
+            for p in self.served if shown is None or p.model in shown
         }
+
+    def is_admin(self, authorization: str | None) -> bool:
+        """Whether the caller presents an admin token (no 401 for others: probes stay open)."""
+        return authorization is not None and self.tokens.identify(authorization) in \
+            self.tokens.admins
 
 
 def pool_spec(deployment: Deployment, name: str, n: int, connect: str,

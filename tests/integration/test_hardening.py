@@ -146,3 +146,40 @@ async def test_a_result_submitted_while_public_is_hidden_once_the_model_is_restr
         await asyncio.sleep(0.05)
     async with http.get(result_url, headers=bearer) as resp:
         assert resp.status == 404, await resp.text()
+
+
+ADMIN = "hardening-admin-2"
+
+
+async def test_anonymous_callers_see_no_restricted_model_and_no_load_error(gateway_factory,
+                                                                            http):
+    import hashlib
+
+    def sha(token):
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    gw = await gateway_factory({
+        "tokens": {"ci": {"sha256": sha(TOKEN)}, "root": {"sha256": sha(ADMIN), "admin": True}},
+        "models": {
+            "alice-only": {"access": {"public": False, "tokens": ["ci"]}, "versions": {
+                1: version(TEST_MODELS / "faults_broken.py", "predict", workers=1)}},
+            "open": public(PY, "take")}})
+    secret_bits = ("alice-only", "this_module_does_not_exist", "faults_broken")
+    for headers in ({}, {"Authorization": f"Bearer {TOKEN}"}):  # anonymous, or not an admin
+        async with http.get(gw.url + "/readyz", headers=headers) as resp:
+            assert resp.status == 503
+            text = await resp.text()
+        assert "open/1" in text and not any(bit in text for bit in secret_bits), text
+        async with http.get(gw.url + "/metrics", headers=headers) as resp:
+            text = await resp.text()
+        assert 'model="open"' in text and "alice-only" not in text
+    status, body = await post(http, gw.model_url("alice-only"), b'{"parameters": [1]}',
+                              Authorization=f"Bearer {TOKEN}")
+    assert (status, body["error"]["type"]) == (503, "unavailable")
+    assert not any(bit in body["error"]["message"] for bit in secret_bits[1:])
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    async with http.get(gw.url + "/readyz", headers=admin) as resp:
+        assert "this_module_does_not_exist" in (await resp.json())["versions"][
+            "alice-only/1"]["reason"]
+    async with http.get(gw.url + "/metrics", headers=admin) as resp:
+        assert 'model="alice-only"' in await resp.text()
