@@ -19,7 +19,9 @@ class BadRequest(ModelgateError):
 
 class Unauthorized(ModelgateError):
     status, type = 401, "unauthorized"
-    headers = {"WWW-Authenticate": 'Bearer realm="modelgate", Basic realm="modelgate"'}
+    # Bearer only: a Basic challenge makes browsers prompt and then send the cached credentials
+    # with any request, cross-site forms included (Basic is still accepted when sent).
+    headers = {"WWW-Authenticate": 'Bearer realm="modelgate"'}
 
 
 class Forbidden(ModelgateError):
@@ -36,6 +38,10 @@ class MethodNotAllowed(ModelgateError):
 
 class PayloadTooLarge(ModelgateError):
     status, type = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ModelgateError):
+    status, type = 415, "unsupported_media_type"
 
 
 class Overloaded(ModelgateError):

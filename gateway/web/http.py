@@ -14,7 +14,13 @@ import msgspec
 from aiohttp import web
 
 from gateway.api import ErrorBody, ErrorDetail
-from gateway.errors import BadRequest, MethodNotAllowed, ModelgateError, PayloadTooLarge
+from gateway.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    ModelgateError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 MAX_REQUEST_ID = 128
@@ -51,6 +57,20 @@ def method_not_allowed(method: str, allowed: Iterable[str]) -> MethodNotAllowed:
     error = MethodNotAllowed(f"{method} is not allowed here; use {listed}")
     error.headers = {"Allow": listed}
     return error
+
+
+def require_json(request: web.Request) -> None:
+    """415 unless the body is declared JSON (``application/json`` or ``application/*+json``):
+    a cross-site HTML form can send only form and text types, so it cannot call a model or the
+    admin API with a browser's credentials."""
+    media = request.content_type
+    if media == "application/json" or (media.startswith("application/")
+                                       and media.endswith("+json")):
+        return
+    sent = request.headers.get("Content-Type")
+    raise UnsupportedMediaType(f"the body must be JSON: send Content-Type: application/json "
+                               f"(got {sent[:100]!r})" if sent else
+                               "the body must be JSON: send Content-Type: application/json")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -7,6 +7,7 @@ import pytest
 from conftest import TEST_MODELS, start_gateway, version
 
 SCRIPT = TEST_MODELS / "py_calls.py"
+JSON = {"Content-Type": "application/json"}  # calls need a JSON body type (issue 15, L3)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ async def error_of(resp, status, error_type):
     (b"", "the body is empty"),
 ])
 async def test_bodies_that_are_not_a_call_are_400_bad_request(gw, http, data, words):
-    async with http.post(gw.model_url("area"), data=data) as resp:
+    async with http.post(gw.model_url("area"), data=data, headers=JSON) as resp:
         error = await error_of(resp, 400, "bad_request")
     assert words in error["message"]
     assert error["request_id"] == resp.headers["X-Request-Id"]
@@ -71,14 +72,14 @@ async def test_unknown_models_versions_and_routes_are_404(gw, http, path, words)
 
 async def test_a_body_over_the_limit_is_413_with_or_without_content_length(gw, http):
     big = b'{"parameters": ["' + b"x" * 5000 + b'"]}'
-    async with http.post(gw.model_url("area"), data=big) as resp:
+    async with http.post(gw.model_url("area"), data=big, headers=JSON) as resp:
         await error_of(resp, 413, "payload_too_large")
 
     async def chunks():
         for _ in range(10):
             yield b"x" * 500
 
-    async with http.post(gw.model_url("area"), data=chunks()) as resp:
+    async with http.post(gw.model_url("area"), data=chunks(), headers=JSON) as resp:
         await error_of(resp, 413, "payload_too_large")
 
 
@@ -113,7 +114,7 @@ async def test_nesting_within_the_size_limit_is_a_400(gateway_factory, http):
     gw = await gateway_factory({"models": {"area": {"access": {"public": True},
                                                     "versions": {1: version(SCRIPT, "area")}}}})
     deep = b'{"parameters": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
-    async with http.post(gw.model_url("area"), data=deep) as resp:
+    async with http.post(gw.model_url("area"), data=deep, headers=JSON) as resp:
         error = await error_of(resp, 400, "bad_request")
     assert "nested too deeply" in error["message"]
     async with http.post(gw.model_url("area"), json={"parameters": [3]}) as resp:
@@ -132,7 +133,7 @@ async def test_health_answers_head_as_load_balancers_probe(gw, http):
             assert resp.status == 200, path
 
 
-async def test_any_content_type_carrying_json_is_served(gw, http):
+async def test_a_body_not_declared_json_is_415(gw, http):  # issue 15, L3: no cross-site forms
     async with http.post(gw.model_url("area"), data=b'{"parameters": [4]}',
                          headers={"Content-Type": "text/plain"}) as resp:
-        assert (await resp.json())["result"] == 4
+        await error_of(resp, 415, "unsupported_media_type")

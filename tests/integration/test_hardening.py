@@ -183,3 +183,45 @@ async def test_anonymous_callers_see_no_restricted_model_and_no_load_error(gatew
             "alice-only/1"]["reason"]
     async with http.get(gw.url + "/metrics", headers=admin) as resp:
         assert 'model="alice-only"' in await resp.text()
+
+
+async def test_cross_site_form_types_are_415_and_401_challenges_bearer_only(gateway_factory,
+                                                                             http):
+    import base64
+    import hashlib
+
+    def sha(token):
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    gw = await gateway_factory({
+        "tokens": {"ci": {"sha256": sha(TOKEN)}, "root": {"sha256": sha(ADMIN), "admin": True}},
+        "models": {"locked": {"access": {"public": False, "tokens": ["ci"]},
+                              "versions": {1: version(PY, "take", workers=1)}}}})
+    async with http.post(gw.model_url("locked"), json={"parameters": [1]}) as resp:
+        assert resp.status == 401
+        assert resp.headers.getall("WWW-Authenticate") == ['Bearer realm="modelgate"']
+    basic = "Basic " + base64.b64encode(f"{TOKEN}:{TOKEN}".encode()).decode()
+    status, _ = await post(http, gw.model_url("locked"), b'{"parameters": [1]}',
+                           Authorization=basic)
+    assert status == 200  # Basic is still accepted when sent
+    user = {"Authorization": f"Bearer {TOKEN}"}
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    posts = [(gw.model_url("locked"), user, b'{"parameters": [1]}'),
+             (gw.url + "/v2/models/locked/infer", user,
+              b'{"inputs": [{"name": "x", "shape": [], "datatype": "BOOL", "data": [true]}]}'),
+             (gw.url + ASYNC + "/locked", user, b'{"parameters": [1]}'),
+             (gw.url + "/admin/reload", admin, b"")]
+    for url, auth in ((u, a) for u, a, _ in posts):
+        for form_type in ("text/plain", "application/x-www-form-urlencoded",
+                          "multipart/form-data; boundary=x"):
+            async with http.post(url, data=b'{"parameters": [1]}',
+                                 headers={**auth, "Content-Type": form_type}) as resp:
+                body = await resp.json()
+                assert resp.status == 415, (url, form_type, body)
+            error = body["error"]
+            message = error if isinstance(error, str) else error["message"]
+            assert "Content-Type: application/json" in message
+    for url, auth, body in posts:
+        async with http.post(url, data=body, headers={
+                **auth, "Content-Type": "application/json; charset=utf-8"}) as resp:
+            assert resp.status in (200, 202), (url, await resp.text())
