@@ -108,6 +108,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # issue 15 (hardening)
     async_max_stored: int = 10000  # async predictions kept (queued or finished); more: 503
     async_max_bytes: int = 1024**3  # their bodies and results together; more: 503
+    header_timeout_s: float = 10.0  # a request's headers, from its first byte; then 408
+    body_timeout_s: float = 30.0  # a request's body, once its handler reads it; then 408
+    idle_timeout_s: float = 75.0  # a keep-alive connection with no request; then closed
+    max_connections: int = 1000  # open at once; the next one gets 503 and is closed
 
 
 class Deployment(msgspec.Struct, frozen=True):

@@ -36,6 +36,10 @@ class MethodNotAllowed(ModelgateError):
     status, type = 405, "method_not_allowed"
 
 
+class RequestTimeout(ModelgateError):
+    status, type = 408, "request_timeout"
+
+
 class PayloadTooLarge(ModelgateError):
     status, type = 413, "payload_too_large"
 

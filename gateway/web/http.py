@@ -6,6 +6,7 @@ middleware's (aiohttp's errors, surprises) and the V2 routes' (in their own body
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import Callable, Iterable
@@ -19,8 +20,10 @@ from gateway.errors import (
     MethodNotAllowed,
     ModelgateError,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
 )
+from gateway.web.connections import body_timeout
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 MAX_REQUEST_ID = 128
@@ -48,7 +51,10 @@ def error_response(exc: ModelgateError, rid: str | None,
     headers = {**JSON_HEADERS, **exc.headers}
     if rid is not None:
         headers["X-Request-Id"] = rid
-    return web.Response(body=_encode(shape(exc, rid)), status=exc.status, headers=headers)
+    response = web.Response(body=_encode(shape(exc, rid)), status=exc.status, headers=headers)
+    if exc.status == 408:  # the rest of a slow body is not worth waiting for
+        response.force_close()
+    return response
 
 
 def method_not_allowed(method: str, allowed: Iterable[str]) -> MethodNotAllowed:
@@ -77,10 +83,15 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body has {request.content_length} bytes; "
                               f"the limit is {limit}")
+    timeout_s = body_timeout(request)
     try:
-        body = await request.read()
+        async with asyncio.timeout(timeout_s):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the body took more than {timeout_s:g} s to arrive "
+                             "(gateway.body_timeout_s)") from None
     if not body:
         raise BadRequest('the body is empty; send JSON such as {"data": {...}} '
                          'or {"parameters": [...]}')
