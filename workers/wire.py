@@ -26,13 +26,16 @@ import msgspec
 
 
 class Ready(msgspec.Struct, array_like=True, tag="ready", frozen=True):
-    """A worker joins its version's pool; ``slots`` is how many calls it may hold at once."""
+    """A worker joins its version's pool; ``slots`` is how many calls it may hold at once.
+    ``secret`` is its pool's (:attr:`PoolSpec.pool_secret`): on the local socket the gateway
+    takes only workers that know it, so no other process of the host joins a pool."""
 
     model: str
     version: int
     version_id: str
     pid: int
     slots: int
+    secret: str = ""
 
 
 class Call(msgspec.Struct, array_like=True, frozen=True):
@@ -186,6 +189,8 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     curve_server_key: str = ""
     curve_public_key: str = ""
     curve_secret_key: str = ""
+    # the pool's own secret, sent back in Ready (local pools; on stdin only, like the keys)
+    pool_secret: str = ""
 
 
 class WorkerStarted(msgspec.Struct, tag="started", frozen=True):

@@ -22,8 +22,10 @@ fail with 502).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import os
+import secrets
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -117,6 +119,11 @@ class VersionPool:
     batch_size: int = 0  # > 1: batched version; workers hold two batches' worth of calls
     on_change: list[Callable[[VersionPool], None]] = field(default_factory=list)
     stats: VersionStats = field(default_factory=VersionStats)  # see gateway.serving.stats
+    # what its local workers must say to join (see workers.wire.Ready)
+    secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    # the pids its supervisor reported starting and not yet exited: the only ones the
+    # gateway will signal (a worker's Ready could name any process)
+    local_pids: set[int] = field(default_factory=set)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -264,11 +271,15 @@ class Dispatcher:
         call.future.set_exception(Timeout(message))
         log.warning("call_timeout", model=pool.model, version=pool.version, pid=worker.pid)
         self.lose_worker(worker, "killed after a call ran past its timeout")
-        if worker.local:
+        if worker.local and worker.pid in pool.local_pids:
             try:
                 os.kill(worker.pid, signal.SIGKILL)  # its supervisor starts a replacement
             except ProcessLookupError:
                 pass
+        elif worker.local:  # it named a process its supervisor did not start: not ours to kill
+            log.warning("worker_pid_unknown", model=pool.model, version=pool.version,
+                        pid=worker.pid)
+            self._send_frame(worker, encode_frame(Stop()))
         else:  # a remote worker cannot be killed from here: tell it to leave; it is not used
             self._send_frame(worker, encode_frame(Stop()))
 
@@ -349,10 +360,16 @@ class Dispatcher:
                         reason="no such version is served (is its script the same?)")
             self._send_to(socket, identity, encode_frame(Stop()))
             return
+        local = socket is self._local
+        if local and not hmac.compare_digest(ready.secret.encode(), pool.secret.encode()):
+            log.warning("worker_refused", model=ready.model, version=ready.version,
+                        pid=ready.pid, reason="it does not know the pool's secret (not one "
+                        "of the pool's own workers)")
+            self._send_to(socket, identity, encode_frame(Stop()))
+            return
         if identity in self._workers:  # it rejoined before we noticed it was gone
             self.lose_worker(self._workers[identity], "it announced itself again")
-        worker = WorkerLink(identity, ready.pid, ready.slots, pool, socket, now,
-                            local=socket is self._local)
+        worker = WorkerLink(identity, ready.pid, ready.slots, pool, socket, now, local=local)
         self._workers[identity] = worker
         pool.workers.append(worker)
         pool.failure = None

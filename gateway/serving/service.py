@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 
+import msgspec
 import structlog
 
 from gateway.auth import TokenBook
@@ -135,6 +136,7 @@ class Service:
                     timeout_s=timeout_s, max_queue=max_queue, expected_workers=version.workers,
                     batch_size=version.batch.max_size if version.batch else 0,
                 )
+                spec = msgspec.structs.replace(spec, pool_secret=pool.secret)
                 planned[key] = SupervisorProcess(spec, pool, self.dispatcher)
         return planned
 

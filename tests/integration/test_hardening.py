@@ -225,3 +225,57 @@ async def test_cross_site_form_types_are_415_and_401_challenges_bearer_only(gate
         async with http.post(url, data=body, headers={
                 **auth, "Content-Type": "application/json; charset=utf-8"}) as resp:
             assert resp.status in (200, 202), (url, await resp.text())
+
+
+def pool_socket_of(pid):
+    """The ipc:// address the gateway ``pid`` listens on for its workers (as an attacker on
+    the host would find it)."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    with open("/proc/net/unix") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 8 and fields[6] in inodes and fields[7].endswith("workers.sock"):
+                return "ipc://" + fields[7]
+    raise AssertionError("no workers.sock found")
+
+
+async def test_another_process_cannot_join_a_pool_and_take_its_calls(gateway_factory, http):
+    import signal
+    import sys
+
+    gw = await gateway_factory(with_token({}, False))
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    status, body = await post(http, gw.model_url("take"), b'{"parameters": [1]}', **bearer)
+    assert status == 200
+    own = body["result"]
+    rogue = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "worker", "--connect", pool_socket_of(gw.process.pid),
+        "--model", "take", "--version", "1", "--workers", "1", "-c", str(gw.config_path),
+        "--json-logs", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        for _ in range(300):
+            if gw.events("worker_refused"):
+                break
+            await asyncio.sleep(0.05)
+        assert gw.events("worker_refused"), "the rogue worker was never refused"
+        pids = set()
+        for _ in range(30):
+            status, body = await post(http, gw.model_url("take"), b'{"parameters": [1]}',
+                                      **bearer)
+            pids.add(body["result"])
+        assert pids == {own}
+    finally:
+        import os
+
+        try:
+            os.killpg(rogue.pid, signal.SIGKILL)  # the rogue pool and its workers
+        except ProcessLookupError:
+            pass
+        await rogue.wait()
