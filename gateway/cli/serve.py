@@ -11,6 +11,7 @@ a live gateway serves is refused). Start and stop go to the audit log.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import shlex
 import signal
@@ -26,7 +27,7 @@ from aiohttp import web
 from gateway import __version__, logs
 from gateway.audit import AuditLine, now
 from gateway.cli import control
-from gateway.config import ConfigError, Deployment, load
+from gateway.config import ConfigError, Deployment, load, seal_secrets
 from gateway.serving.dispatcher import VersionPool
 from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
 from gateway.web.app import create_app
@@ -52,7 +53,26 @@ def serve(config_path: str, listen: str | None = None, json_logs: bool | None = 
     if json_logs is None:
         json_logs = not sys.stdout.isatty()
     logs.configure(json_logs)
+    protect_process(deployment)
     return uvloop.run(_serve(deployment, listen or deployment.gateway.listen, json_logs))
+
+
+PR_SET_DUMPABLE = 4
+
+
+def protect_process(deployment: Deployment) -> None:
+    """Keep the gateway's secrets from other processes of its user (SPEC §5): not dumpable,
+    so they cannot read its memory or ``/proc/<pid>/environ`` (nor attach a debugger), and
+    the secret variables out of its environment, so no process it starts inherits them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    except (OSError, AttributeError) as exc:  # not Linux: say so, and serve
+        log.warning("not_protected", reason=str(exc))
+    sealed = seal_secrets(deployment)
+    if sealed:
+        log.info("secrets_sealed", variables=sealed)
 
 
 def _split_listen(listen: str) -> tuple[str, int]:

@@ -9,14 +9,13 @@ refusal. Local pools stay on ``ipc://`` and need no keys.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import structlog
 import zmq
 import zmq.auth
 
-from gateway.config import CurveSettings, Deployment
+from gateway.config import CurveSettings, Deployment, secret_env
 from gateway.serving.dispatcher import Dispatcher
 
 log = structlog.get_logger("modelgate.remote")
@@ -32,7 +31,7 @@ def gateway_keys(curve: CurveSettings, base_dir: Path) -> tuple[bytes, bytes]:
         if secret is None:
             raise ValueError(f"{curve.secret_key_file} holds no secret key")
         return public, secret
-    secret = os.environ[curve.secret_key_env or ""].strip().encode()
+    secret = (secret_env(curve.secret_key_env or "") or "").strip().encode()
     return zmq.curve_public(secret), secret
 
 
