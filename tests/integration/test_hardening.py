@@ -279,3 +279,50 @@ async def test_another_process_cannot_join_a_pool_and_take_its_calls(gateway_fac
         except ProcessLookupError:
             pass
         await rogue.wait()
+
+
+async def test_a_modelgate_worker_pool_gets_the_clean_environment_and_the_models_env(
+        gateway_factory, http, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    keys = tmp_path / "keys"
+    (keys / "authorized").mkdir(parents=True)
+    for name in ("gateway", "worker"):
+        subprocess.run([sys.executable, "-m", "gateway.cli", "keys", "new", name, "--dir",
+                        str(keys)], check=True, capture_output=True, timeout=60)
+    (keys / "authorized" / "worker.key").write_bytes((keys / "worker.key").read_bytes())
+    address = f"tcp://127.0.0.1:{free_port()}"
+    gw = await gateway_factory({
+        "gateway": {"workers_listen": address,
+                    "workers_curve": {"secret_key_file": str(keys / "gateway.key_secret"),
+                                      "authorized_keys": str(keys / "authorized")}},
+        "models": {"remote": {"access": {"public": True}, "env": {"MODEL_SETTING": "m2"},
+                              "versions": {1: version(PY, "environment", workers=0)}}}})
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "worker", "--connect", address, "--model",
+        "remote", "--version", "1", "--workers", "1", "-c", str(gw.config_path),
+        "--key", str(keys / "worker.key_secret"), "--server-key", str(keys / "gateway.key"),
+        "--json-logs", env={**os.environ, "HOST_SECRET": "leaked"},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        for _ in range(400):
+            status, body = await post(http, gw.model_url("remote"), b'{"parameters": []}')
+            if status == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert status == 200, body
+        assert body["result"].get("MODEL_SETTING") == "m2"
+        assert "HOST_SECRET" not in body["result"]
+    finally:
+        import signal
+
+        try:
+            os.killpg(worker.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        await worker.wait()
