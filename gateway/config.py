@@ -115,6 +115,9 @@ class CurveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     authorized_keys: str
     secret_key_file: str | None = None
     secret_key_env: str | None = None
+    # a worker key's name (its NAME.key in authorized_keys) -> the only models it may serve;
+    # a key not named here may serve any model
+    key_models: dict[str, list[str]] = {}
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -292,6 +295,11 @@ def _remote_problems(d: Deployment) -> list[str]:
     if not (d.base_dir / curve.authorized_keys).is_dir():
         problems.append(f"gateway.workers_curve.authorized_keys: {curve.authorized_keys} is "
                         "not a directory")
+    for key, models in curve.key_models.items():
+        unknown = [m for m in models if m not in d.models]
+        if unknown:
+            problems.append(f"gateway.workers_curve.key_models.{key}: no model named "
+                            f"{', '.join(unknown)}")
     return problems
 
 

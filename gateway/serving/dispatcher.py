@@ -178,6 +178,8 @@ class Dispatcher:
         self._ids = itertools.count(1)
         self._dirty: list[WorkerLink] = []
         self._sweeper = self._loop.call_later(HEARTBEAT_S, self._expire_silent)
+        # remote workers' CURVE public keys (Z85) -> the only models they may serve
+        self.key_models: dict[bytes, frozenset[str]] = {}
 
     def router(self) -> zmq.Socket:  # type: ignore[type-arg]
         """A ROUTER socket set up as the dispatcher needs; bind it, then :meth:`attach` it."""
@@ -287,9 +289,17 @@ class Dispatcher:
 
     def _read(self, socket: zmq.Socket) -> None:  # type: ignore[type-arg]
         now = self._loop.time()
+        remote = socket is not self._local
         while True:
+            key = b""
             try:
-                identity, payload = socket.recv_multipart(zmq.NOBLOCK)
+                if remote:  # frames, to read the CURVE key the ZAP handler vouched for
+                    identity_frame, payload_frame = socket.recv_multipart(zmq.NOBLOCK,
+                                                                          copy=False)
+                    identity, payload = identity_frame.bytes, payload_frame.bytes
+                    key = str(payload_frame.get("User-Id") or "").encode()
+                else:
+                    identity, payload = socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             except ValueError:  # not two frames: not one of our workers
@@ -311,7 +321,7 @@ class Dispatcher:
                 else:  # a worker we lost or never knew (we restarted): ask it to rejoin
                     self._send_to(socket, frame.worker, encode_frame(Rejoin()))
             elif isinstance(frame, Ready):
-                self._join(identity, frame, socket, now)
+                self._join(identity, frame, socket, now, key)
 
     def _send_to(self, socket: zmq.Socket, identity: bytes,  # type: ignore[type-arg]
                  frame: bytes) -> None:
@@ -352,7 +362,7 @@ class Dispatcher:
                 self._assign(worker, call)
 
     def _join(self, identity: bytes, ready: Ready, socket: zmq.Socket,  # type: ignore[type-arg]
-              now: float) -> None:
+              now: float, key: bytes = b"") -> None:
         pool = self._pools.get((ready.model, ready.version, ready.version_id))
         if pool is None:  # a worker of a version not served (any more), or of other code
             log.warning("worker_refused", model=ready.model, version=ready.version,
@@ -365,6 +375,13 @@ class Dispatcher:
             log.warning("worker_refused", model=ready.model, version=ready.version,
                         pid=ready.pid, reason="it does not know the pool's secret (not one "
                         "of the pool's own workers)")
+            self._send_to(socket, identity, encode_frame(Stop()))
+            return
+        tied = self.key_models.get(key)
+        if not local and tied is not None and ready.model not in tied:
+            log.warning("worker_refused", model=ready.model, version=ready.version,
+                        pid=ready.pid, public_key=key.decode(),
+                        reason="its key may not serve this model (workers_curve.key_models)")
             self._send_to(socket, identity, encode_frame(Stop()))
             return
         if identity in self._workers:  # it rejoined before we noticed it was gone

@@ -39,6 +39,18 @@ def authorized_keys(curve: CurveSettings, base_dir: Path) -> set[bytes]:
     return set(zmq.auth.load_certificates(base_dir / curve.authorized_keys))
 
 
+def key_models(curve: CurveSettings, base_dir: Path) -> dict[bytes, frozenset[str]]:
+    """Public key -> the models it may serve, for the keys ``key_models`` names (a missing
+    key file ties nothing: that key is not authorized either)."""
+    tied = {}
+    for name, models in curve.key_models.items():
+        path = base_dir / curve.authorized_keys / f"{name}.key"
+        if path.is_file():
+            public, _ = zmq.auth.load_certificate(path)
+            tied[public] = frozenset(models)
+    return tied
+
+
 class ZapHandler:
     """Answers ZeroMQ's authentication requests: CURVE with a known public key, or no."""
 
@@ -84,6 +96,7 @@ class RemoteListener:
         socket.curve_secretkey = secret
         socket.zap_domain = ZAP_DOMAIN
         socket.bind(settings.workers_listen)
+        dispatcher.key_models = key_models(settings.workers_curve, deployment.base_dir)
         dispatcher.attach(socket)
         log.info("remote_workers_listen", address=settings.workers_listen,
                  server_key=public.decode())

@@ -326,3 +326,57 @@ async def test_a_modelgate_worker_pool_gets_the_clean_environment_and_the_models
         except ProcessLookupError:
             pass
         await worker.wait()
+
+
+async def test_a_curve_key_tied_to_models_cannot_join_another_models_pool(gateway_factory,
+                                                                           http, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    keys = tmp_path / "keys"
+    (keys / "authorized").mkdir(parents=True)
+    for name in ("gateway", "worker"):
+        subprocess.run([sys.executable, "-m", "gateway.cli", "keys", "new", name, "--dir",
+                        str(keys)], check=True, capture_output=True, timeout=60)
+    (keys / "authorized" / "worker.key").write_bytes((keys / "worker.key").read_bytes())
+    address = f"tcp://127.0.0.1:{free_port()}"
+    remote_only = {"access": {"public": True},
+                   "versions": {1: version(PY, "take", workers=0)}}
+    gw = await gateway_factory({
+        "gateway": {"workers_listen": address, "request_timeout_s": 2,
+                    "workers_curve": {"secret_key_file": str(keys / "gateway.key_secret"),
+                                      "authorized_keys": str(keys / "authorized"),
+                                      "key_models": {"worker": ["allowed"]}}},
+        "models": {"allowed": remote_only, "alice-only": remote_only}})
+
+    async def start(model):
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "worker", "--connect", address, "--model",
+            model, "--version", "1", "--workers", "1", "-c", str(gw.config_path),
+            "--key", str(keys / "worker.key_secret"), "--server-key", str(keys / "gateway.key"),
+            "--json-logs", stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+
+    workers = [await start("alice-only"), await start("allowed")]
+    try:
+        for _ in range(400):
+            status, _ = await post(http, gw.model_url("allowed"), b'{"parameters": [1]}')
+            if status == 200 and gw.events("worker_refused"):
+                break
+            await asyncio.sleep(0.05)
+        assert status == 200
+        [refused] = {e["model"] for e in gw.events("worker_refused")}
+        assert refused == "alice-only"
+        status, body = await post(http, gw.model_url("alice-only"), b'{"parameters": [1]}')
+        assert status != 200, body
+    finally:
+        for worker in workers:
+            try:
+                os.killpg(worker.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            await worker.wait()
