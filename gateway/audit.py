@@ -63,12 +63,22 @@ def audit_path(deployment: Deployment) -> Path:
 
 def append(path: Path, line: AuditLine) -> None:
     """Append ``line`` and make it durable (blocking: run it off the event loop)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
+        _owner_only(fd)
         os.write(fd, _encode(line) + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _owner_only(fd: int) -> None:
+    """Tighten a log an older release created readable by others (when it is ours to change)."""
+    if os.fstat(fd).st_mode & 0o077:
+        try:
+            os.fchmod(fd, 0o600)
+        except OSError:  # another user's file, e.g. the CLI run by an operator: leave it
+            pass
 
 
 def size(path: Path) -> int:

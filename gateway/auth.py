@@ -7,9 +7,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 
-from gateway.config import TokenRef
+from gateway.config import TokenRef, secret_env
 from gateway.errors import Forbidden, Unauthorized
 
 
@@ -24,7 +23,7 @@ class TokenBook:
             if hashed is not None:
                 digest = bytes.fromhex(hashed)
             else:
-                digest = hashlib.sha256(os.environ[ref.env or ""].encode()).digest()
+                digest = hashlib.sha256((secret_env(ref.env or "") or "").encode()).digest()
             self._entries.append((name, digest))
 
     def identify(self, authorization: str | None) -> str | None:

@@ -79,6 +79,32 @@ class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return max((n for n, v in self.versions.items() if not v.unpublished), default=None)
 
 
+_SEALED: dict[str, str] = {}  # secret variables moved out of the environment (seal_secrets)
+
+
+def secret_env(name: str) -> str | None:
+    """The value of the secret variable ``name``, also once :func:`seal_secrets` took it out
+    of the process environment."""
+    return os.environ.get(name, _SEALED.get(name))
+
+
+def seal_secrets(deployment: Deployment) -> list[str]:
+    """Move the variables the deployment reads secrets from (tokens' ``env`` and
+    ``sha256_env``, ``workers_curve.secret_key_env``) out of ``os.environ`` into this module,
+    so that nothing started later inherits them and nothing reads them there; reloads still
+    see them (:func:`secret_env`). Returns the names moved."""
+    names = [n for t in deployment.tokens.values() for n in (t.env, t.sha256_env) if n]
+    curve = deployment.gateway.workers_curve
+    if curve is not None and curve.secret_key_env:
+        names.append(curve.secret_key_env)
+    moved = []
+    for name in names:
+        if name in os.environ:
+            _SEALED[name] = os.environ.pop(name)
+            moved.append(name)
+    return moved
+
+
 class TokenRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A named token: the hex SHA-256 of its value (inline, or in the variable ``sha256_env``,
     e.g. from a Kubernetes Secret), or the variable ``env`` that holds the value itself."""
@@ -91,7 +117,7 @@ class TokenRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def digest_hex(self) -> str | None:
         """The expected SHA-256 in hex, where the config gives a hash rather than a value."""
         if self.sha256_env is not None:
-            return os.environ.get(self.sha256_env, "").strip().lower()
+            return (secret_env(self.sha256_env) or "").strip().lower()
         return self.sha256
 
 
@@ -106,6 +132,9 @@ class CurveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     authorized_keys: str
     secret_key_file: str | None = None
     secret_key_env: str | None = None
+    # a worker key's name (its NAME.key in authorized_keys) -> the only models it may serve;
+    # a key not named here may serve any model
+    key_models: dict[str, list[str]] = {}
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -125,6 +154,12 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state_dir: str = ".modelgate"  # snapshots and environments (relative: beside this file)
     snapshot_max_bytes: int = 4 * 1024**3  # the most a project's snapshot may hold
     gc_keep_days: float = 30.0  # `modelgate gc` keeps what the audit log named this recently
+    async_max_stored: int = 10000  # async predictions kept (queued or finished); more: 503
+    async_max_bytes: int = 1024**3  # their bodies and results together; more: 503
+    header_timeout_s: float = 10.0  # a request's headers, from its first byte; then 408
+    body_timeout_s: float = 30.0  # a request's body, once its handler reads it; then 408
+    idle_timeout_s: float = 75.0  # a keep-alive connection with no request; then closed
+    max_connections: int = 1000  # open at once; the next one gets 503 and is closed
 
 
 class Deployment(msgspec.Struct, frozen=True):
@@ -285,12 +320,17 @@ def _remote_problems(d: Deployment) -> list[str]:
     elif curve.secret_key_file is not None and not (d.base_dir / curve.secret_key_file).is_file():
         problems.append(f"gateway.workers_curve.secret_key_file: {curve.secret_key_file} "
                         "does not exist")
-    elif curve.secret_key_env is not None and not os.environ.get(curve.secret_key_env):
+    elif curve.secret_key_env is not None and not secret_env(curve.secret_key_env):
         problems.append(f"gateway.workers_curve.secret_key_env: environment variable "
                         f"{curve.secret_key_env} is not set")
     if not (d.base_dir / curve.authorized_keys).is_dir():
         problems.append(f"gateway.workers_curve.authorized_keys: {curve.authorized_keys} is "
                         "not a directory")
+    for key, models in curve.key_models.items():
+        unknown = [m for m in models if m not in d.models]
+        if unknown:
+            problems.append(f"gateway.workers_curve.key_models.{key}: no model named "
+                            f"{', '.join(unknown)}")
     return problems
 
 
@@ -301,14 +341,14 @@ def _token_problems(name: str, token: TokenRef) -> list[str]:
         return [f"{where}: give exactly one of `sha256` (hex SHA-256 of the token), "
                 "`sha256_env` (a variable holding that hash) or `env` (a variable holding "
                 "the token)"]
-    if token.sha256_env is not None and not os.environ.get(token.sha256_env):
+    if token.sha256_env is not None and not secret_env(token.sha256_env):
         return [f"{where}.sha256_env: environment variable {token.sha256_env} is not set"]
     digest = token.digest_hex()
     if digest is not None and not SHA256.match(digest):
         field = "sha256" if token.sha256 is not None else f"sha256_env ({token.sha256_env})"
         return [f"{where}.{field}: expected 64 lowercase hex characters "
                 "(`modelgate token new NAME` prints one)"]
-    if token.env is not None and not os.environ.get(token.env):
+    if token.env is not None and not secret_env(token.env):
         return [f"{where}.env: environment variable {token.env} is not set"]
     return []
 

@@ -19,7 +19,9 @@ class BadRequest(ModelgateError):
 
 class Unauthorized(ModelgateError):
     status, type = 401, "unauthorized"
-    headers = {"WWW-Authenticate": 'Bearer realm="modelgate", Basic realm="modelgate"'}
+    # Bearer only: a Basic challenge makes browsers prompt and then send the cached credentials
+    # with any request, cross-site forms included (Basic is still accepted when sent).
+    headers = {"WWW-Authenticate": 'Bearer realm="modelgate"'}
 
 
 class Forbidden(ModelgateError):
@@ -34,8 +36,16 @@ class MethodNotAllowed(ModelgateError):
     status, type = 405, "method_not_allowed"
 
 
+class RequestTimeout(ModelgateError):
+    status, type = 408, "request_timeout"
+
+
 class PayloadTooLarge(ModelgateError):
     status, type = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ModelgateError):
+    status, type = 415, "unsupported_media_type"
 
 
 class Overloaded(ModelgateError):

@@ -25,7 +25,12 @@ from workers.wire import BadEnvelope, decode_json
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                    "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES"]
 MAX_DIMS = 32
-MAX_EMPTY_ROWS = 65536  # lists built for an empty tensor such as shape [n, 0]
+MAX_INPUTS = 1024
+# What building the arguments may cost, counted in cells (a value, or a list that reshaping
+# builds), for all inputs together: at most this many per byte of the body, plus a floor, so
+# a small body cannot describe a huge (or a huge empty) tensor. Checked before any work.
+CELLS_PER_BODY_BYTE = 4
+MIN_CELLS = 65536
 INT64 = (-(2**63), 2**63 - 1)
 BINARY = {"BOOL": "?", "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q", "INT8": "b",
           "INT16": "h", "INT32": "i", "INT64": "q", "FP16": "e", "FP32": "f", "FP64": "d"}
@@ -48,7 +53,7 @@ class RequestedOutput(msgspec.Struct, frozen=True):
 
 
 class InferRequest(msgspec.Struct, frozen=True):
-    inputs: list[InferInput]
+    inputs: Annotated[list[InferInput], msgspec.Meta(max_length=MAX_INPUTS)]
     id: str | msgspec.UnsetType = msgspec.UNSET
     parameters: dict[str, Any] = {}  # e.g. binary_data_output: ignored, answers are JSON
     outputs: list[RequestedOutput] | msgspec.UnsetType = msgspec.UNSET
@@ -92,6 +97,7 @@ def call_body(raw: bytes, header_length: str | None) -> tuple[InferRequest, byte
         request = decode_json(_decode_request, raw, "the V2 inference request")
     except BadEnvelope as exc:
         raise BadRequest(str(exc)) from None
+    _check_cost(request.inputs, len(raw) + len(binary))
     arguments: dict[str, Any] = {}
     offset = 0
     for tensor in request.inputs:
@@ -102,6 +108,32 @@ def call_body(raw: bytes, header_length: str | None) -> tuple[InferRequest, byte
     if offset != len(binary):
         raise BadRequest(f"{len(binary) - offset} bytes of binary data belong to no input")
     return request, _encode({"data": arguments})
+
+
+def cells(shape: list[int]) -> int:
+    """What building a tensor of ``shape`` costs: its values plus every list that reshaping
+    makes (``[n, 1, 1]`` is n values in 2n lists, ``[n, 0]`` no value in n lists), plus 1."""
+    total, lists = 1, 1
+    for dim in shape:
+        lists *= dim
+        total += lists
+        if lists == 0:
+            break
+    return total
+
+
+def _check_cost(inputs: list[InferInput], body_bytes: int) -> None:
+    """Refuse, before anything is built, a request whose tensors would cost more than its
+    body's budget (see ``CELLS_PER_BODY_BYTE``)."""
+    budget = MIN_CELLS + CELLS_PER_BODY_BYTE * body_bytes
+    total = 0
+    for tensor in inputs:
+        total += cells(tensor.shape)
+        if total > budget:
+            raise BadRequest(f"input `{tensor.name}`: shape {tensor.shape} (with the inputs "
+                             f"before it) describes {total} values and nested lists, more "
+                             f"than a body of {body_bytes} bytes may ({budget}); send smaller "
+                             "tensors")
 
 
 def _values(tensor: InferInput, binary: bytes, offset: int) -> tuple[list[Any], int]:
@@ -122,18 +154,35 @@ def _values(tensor: InferInput, binary: bytes, offset: int) -> tuple[list[Any], 
         return values, offset + size
     if tensor.data is msgspec.UNSET:
         raise BadRequest(f"{where} has no data")
-    values = _flatten(tensor.data)
+    values = _flatten(tensor.data, count, where)
     if len(values) != count:
         raise BadRequest(f"{where}: shape {tensor.shape} holds {count} values; "
                          f"data has {len(values)}")
     return _checked(values, tensor.datatype, where), offset
 
 
-def _flatten(data: list[Any]) -> list[Any]:
-    """V2 allows nested ``data`` as well as flat (row-major either way)."""
-    while any(type(v) is list for v in data):
-        data = [x for v in data for x in (v if type(v) is list else (v,))]
-    return data
+def _flatten(data: list[Any], count: int, where: str) -> list[Any]:
+    """V2 allows nested ``data`` as well as flat (row-major either way). One pass, which stops
+    as soon as the data is nested deeper than ``MAX_DIMS`` or holds more than ``count``
+    values."""
+    if not any(type(v) is list for v in data):
+        return data
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for value in stack[-1]:
+            if type(value) is list:
+                if len(stack) >= MAX_DIMS:
+                    raise BadRequest(f"{where}: data is nested deeper than {MAX_DIMS} levels")
+                stack.append(iter(value))
+                break
+            flat.append(value)
+        else:
+            stack.pop()
+            if len(flat) > count:
+                raise BadRequest(f"{where}: data holds more than the {count} values of its "
+                                 "shape")
+    return flat
 
 
 def _checked(values: list[Any], datatype: str, where: str) -> list[Any]:
@@ -184,11 +233,7 @@ def _from_binary(raw: bytes, datatype: str, count: int, where: str) -> list[Any]
 def _reshape(values: list[Any], shape: list[int]) -> Any:
     if not shape:
         return values[0]
-    if 0 in shape:
-        rows = math.prod(shape[:shape.index(0)])
-        if rows > MAX_EMPTY_ROWS:
-            raise BadRequest(f"shape {shape} describes {rows} empty rows; at most "
-                             f"{MAX_EMPTY_ROWS}")
+    if 0 in shape:  # its cost was checked (``cells``)
         return _empty(shape)
     for dim in reversed(shape[1:]):
         values = [values[i:i + dim] for i in range(0, len(values), dim)]

@@ -20,7 +20,6 @@ from collections import deque
 
 from workers.calls import failure_reply, parse
 from workers.connection import GatewayConnection
-from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
 from workers.wire import Call, Envelope, PoolSpec, Reply
 
@@ -45,7 +44,7 @@ def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:
             else:
                 results, model_ms = runner.call_batch([e.parameters or [] for e in envelopes],
                                                       None)
-        except (BadArguments, ModelFailure) as exc:
+        except Exception as exc:  # anything: no call kills its worker (workers.calls)
             for call, _ in group:
                 replies[call.id] = failure_reply(call.id, exc)
             continue

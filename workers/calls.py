@@ -3,16 +3,22 @@ batched) do with a call, as pure functions of a :class:`Call` and the loaded run
 
 Every failure becomes the :class:`Reply` the client should see: a body that is not a call is
 400 ``bad_request``, arguments that do not fit the function are 400 ``bad_arguments``, and a
-function that raises (or returns what cannot become JSON) is 500 ``model_error``.
+function that raises (or returns what cannot become JSON) is 500 ``model_error``. Anything
+else that goes wrong while converting a call or its result (a bug, or a value no check
+foresaw) is 500 ``internal`` for that call, logged with its traceback: a call never kills its
+worker.
 """
 
 from __future__ import annotations
+
+import structlog
 
 from workers.errors import BadArguments, ModelFailure
 from workers.runners import Runner
 from workers.wire import BadEnvelope, Call, CallError, Envelope, Reply, decode_envelope
 
 NOT_RUN_MS = -1.0  # the model time of a call whose function never ran (not measured)
+log = structlog.get_logger("modelgate.worker")
 
 
 def parse(call: Call) -> Envelope | Reply:
@@ -26,8 +32,17 @@ def parse(call: Call) -> Envelope | Reply:
 def failure_reply(call_id: int, exc: Exception) -> Reply:
     if isinstance(exc, BadArguments):
         return Reply(call_id, NOT_RUN_MS, error=CallError(400, "bad_arguments", str(exc)))
-    model_ms = exc.model_ms if isinstance(exc, ModelFailure) else NOT_RUN_MS
-    return Reply(call_id, model_ms, error=CallError(500, "model_error", str(exc)))
+    if isinstance(exc, ModelFailure):
+        return Reply(call_id, exc.model_ms, error=CallError(500, "model_error", str(exc)))
+    return unexpected_reply(call_id, exc)
+
+
+def unexpected_reply(call_id: int, exc: BaseException) -> Reply:
+    """The 500 for what no runner check foresaw; the traceback goes to the worker's log."""
+    log.error("call_failed", exc_info=exc)
+    return Reply(call_id, NOT_RUN_MS, error=CallError(
+        500, "internal", f"the worker could not handle this call ({type(exc).__name__}); "
+        "see the worker log"))
 
 
 def answer(runner: Runner, call: Call) -> Reply:
@@ -37,6 +52,6 @@ def answer(runner: Runner, call: Call) -> Reply:
         return parsed
     try:
         result, model_ms = runner.call(parsed.parameters, parsed.data)
-    except (BadArguments, ModelFailure) as exc:
+    except Exception as exc:  # anything: see the module docstring
         return failure_reply(call.id, exc)
     return Reply(call.id, model_ms, result)

@@ -41,7 +41,7 @@ class GatewayConnection:
         self.identity = f"{pid}-{os.urandom(4).hex()}".encode()
         self._socket = self._open(self.identity)
         self._ready = encode_frame(Ready(spec.model, spec.version, spec.version_id, pid,
-                                         spec.slots))
+                                         spec.slots, spec.pool_secret))
         self._socket.send(self._ready)
         self._stopped = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)

@@ -26,13 +26,16 @@ import msgspec
 
 
 class Ready(msgspec.Struct, array_like=True, tag="ready", frozen=True):
-    """A worker joins its version's pool; ``slots`` is how many calls it may hold at once."""
+    """A worker joins its version's pool; ``slots`` is how many calls it may hold at once.
+    ``secret`` is its pool's (:attr:`PoolSpec.pool_secret`): on the local socket the gateway
+    takes only workers that know it, so no other process of the host joins a pool."""
 
     model: str
     version: int
     version_id: str
     pid: int
     slots: int
+    secret: str = ""
 
 
 class Call(msgspec.Struct, array_like=True, frozen=True):
@@ -109,6 +112,10 @@ class BadEnvelope(ValueError):
 
 
 USAGE = 'Send {"data": {"name": value, ...}} or {"parameters": [value, ...]}.'
+# How deep a call's body may nest arrays and objects (the body's own object and its "data" or
+# "parameters" count): the same limit for every language, checked before any conversion, so
+# that no runner recurses deeper than this on a client's value.
+MAX_NESTING = 100
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
 T = TypeVar("T")
 
@@ -133,7 +140,29 @@ def decode_envelope(body: bytes) -> Envelope:
         raise BadEnvelope(f"no arguments given. {USAGE}")
     if envelope.data is not None and envelope.parameters is not None:
         raise BadEnvelope('give either "data" or "parameters", not both')
+    # Nesting needs at least one bracket per level: most bodies are cleared by counting them.
+    if body.count(b"[") + body.count(b"{") > MAX_NESTING and nested_deeper_than(
+            MAX_NESTING - 1, envelope.data if envelope.parameters is None else envelope.parameters):
+        raise BadEnvelope(f"the request body is nested more than {MAX_NESTING} levels deep; "
+                          "send flatter arguments")
     return envelope
+
+
+def nested_deeper_than(limit: int, value: Any) -> bool:
+    """Whether ``value`` (decoded JSON) nests lists and objects more than ``limit`` levels
+    (``value`` itself, when it is one, is level 1). One pass, no recursion."""
+    stack = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if type(container) is dict:
+            container = container.values()
+        elif type(container) is not list:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((item, depth + 1) for item in container
+                     if type(item) is list or type(item) is dict)
+    return False
 
 
 # ---------------------------------------------------------------- pool status channel
@@ -163,6 +192,8 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     curve_server_key: str = ""
     curve_public_key: str = ""
     curve_secret_key: str = ""
+    # the pool's own secret, sent back in Ready (local pools; on stdin only, like the keys)
+    pool_secret: str = ""
 
 
 class WorkerStarted(msgspec.Struct, tag="started", frozen=True):

@@ -111,7 +111,8 @@ def _reload_through_api(url: str, wait: float, digest: str) -> int:
         return 1
     request = urllib.request.Request(f"{url.rstrip('/')}/admin/reload", data=b"",
                                      method="POST",
-                                     headers={"Authorization": f"Bearer {token}"})
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=max(wait, 1.0) + 10) as response:
             report = msgspec.json.decode(response.read(), type=ReloadReport)

@@ -11,6 +11,7 @@ a live gateway serves is refused). Start and stop go to the audit log.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import shlex
 import signal
@@ -26,12 +27,13 @@ from aiohttp import web
 from gateway import __version__, logs
 from gateway.audit import AuditLine, config_sha256, now
 from gateway.cli import control, edits
-from gateway.config import ConfigError, Deployment, load
+from gateway.config import ConfigError, Deployment, load, seal_secrets
 from gateway.environments import build_all
 from gateway.serving.dispatcher import VersionPool
 from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
 from gateway.snapshots import prepare
 from gateway.web.app import create_app
+from gateway.web.connections import GuardedRunner, Limits
 from gateway.web.keys import RELOADER, SERVICE
 
 log = structlog.get_logger("modelgate.server")
@@ -55,7 +57,26 @@ def serve(config_path: str, listen: str | None = None, json_logs: bool | None = 
     if json_logs is None:
         json_logs = not sys.stdout.isatty()
     logs.configure(json_logs)
+    protect_process(deployment)
     return uvloop.run(_serve(deployment, listen or deployment.gateway.listen, json_logs))
+
+
+PR_SET_DUMPABLE = 4
+
+
+def protect_process(deployment: Deployment) -> None:
+    """Keep the gateway's secrets from other processes of its user (SPEC §5): not dumpable,
+    so they cannot read its memory or ``/proc/<pid>/environ`` (nor attach a debugger), and
+    the secret variables out of its environment, so no process it starts inherits them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    except (OSError, AttributeError) as exc:  # not Linux: say so, and serve
+        log.warning("not_protected", reason=str(exc))
+    sealed = seal_secrets(deployment)
+    if sealed:
+        log.info("secrets_sealed", variables=sealed)
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -143,7 +164,10 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
                hangup: asyncio.Event) -> int:
     app = create_app(deployment, StartupProgress(), json_logs)
     app[RELOADER].record_snapshots = edits.record_snapshots
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    settings = deployment.gateway
+    runner = GuardedRunner(app, Limits(settings.header_timeout_s, settings.body_timeout_s,
+                                       settings.max_connections),
+                           settings.idle_timeout_s, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=2048,
                        shutdown_timeout=deployment.gateway.drain_timeout_s)

@@ -8,6 +8,7 @@ module of the gateway that imports more of :mod:`workers` than the wire protocol
 
 from __future__ import annotations
 
+import os
 import sys
 
 import msgspec
@@ -16,6 +17,7 @@ import zmq.auth
 from gateway.config import ConfigError, load
 from gateway.environments import build_all
 from gateway.serving.service import pool_spec
+from gateway.serving.supervisor_process import worker_environment
 from gateway.snapshots import prepare
 from workers.supervisor import StatusLog, configure_logging, run_supervisor
 
@@ -55,5 +57,10 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
         curve = {"curve_public_key": public.decode(), "curve_secret_key": secret.decode(),
                  "curve_server_key": server.decode()}
     spec = msgspec.structs.replace(spec, workers=workers or max(1, spec.workers), **curve)
+    # The same environment as a local pool's: the host's variables stay out, the model's `env`
+    # is in (this process becomes the pool parent, and its workers are forked from it).
+    clean = worker_environment(spec.env)
+    os.environ.clear()
+    os.environ.update(clean)
     configure_logging(json_logs)
     return run_supervisor(spec, StatusLog())

@@ -22,8 +22,10 @@ fail with 502).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import os
+import secrets
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -117,6 +119,11 @@ class VersionPool:
     batch_size: int = 0  # > 1: batched version; workers hold two batches' worth of calls
     on_change: list[Callable[[VersionPool], None]] = field(default_factory=list)
     stats: VersionStats = field(default_factory=VersionStats)  # see gateway.serving.stats
+    # what its local workers must say to join (see workers.wire.Ready)
+    secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    # the pids its supervisor reported starting and not yet exited: the only ones the
+    # gateway will signal (a worker's Ready could name any process)
+    local_pids: set[int] = field(default_factory=set)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -171,6 +178,8 @@ class Dispatcher:
         self._ids = itertools.count(1)
         self._dirty: list[WorkerLink] = []
         self._sweeper = self._loop.call_later(HEARTBEAT_S, self._expire_silent)
+        # remote workers' CURVE public keys (Z85) -> the only models they may serve
+        self.key_models: dict[bytes, frozenset[str]] = {}
 
     def router(self) -> zmq.Socket:  # type: ignore[type-arg]
         """A ROUTER socket set up as the dispatcher needs; bind it, then :meth:`attach` it."""
@@ -215,7 +224,7 @@ class Dispatcher:
         if worker is not None:
             self._assign(worker, call)
         elif pool.failure is not None and not pool.workers:
-            raise Unavailable(f"{pool.model} v{pool.version} is not available: {pool.failure}")
+            raise _unavailable(pool)
         elif len(pool.waiting) >= pool.max_queue:
             raise Overloaded(f"{pool.model} v{pool.version} is at capacity "
                              f"({len(pool.waiting)} calls waiting); retry shortly")
@@ -264,11 +273,15 @@ class Dispatcher:
         call.future.set_exception(Timeout(message))
         log.warning("call_timeout", model=pool.model, version=pool.version, pid=worker.pid)
         self.lose_worker(worker, "killed after a call ran past its timeout")
-        if worker.local:
+        if worker.local and worker.pid in pool.local_pids:
             try:
                 os.kill(worker.pid, signal.SIGKILL)  # its supervisor starts a replacement
             except ProcessLookupError:
                 pass
+        elif worker.local:  # it named a process its supervisor did not start: not ours to kill
+            log.warning("worker_pid_unknown", model=pool.model, version=pool.version,
+                        pid=worker.pid)
+            self._send_frame(worker, encode_frame(Stop()))
         else:  # a remote worker cannot be killed from here: tell it to leave; it is not used
             self._send_frame(worker, encode_frame(Stop()))
 
@@ -276,9 +289,17 @@ class Dispatcher:
 
     def _read(self, socket: zmq.Socket) -> None:  # type: ignore[type-arg]
         now = self._loop.time()
+        remote = socket is not self._local
         while True:
+            key = b""
             try:
-                identity, payload = socket.recv_multipart(zmq.NOBLOCK)
+                if remote:  # frames, to read the CURVE key the ZAP handler vouched for
+                    identity_frame, payload_frame = socket.recv_multipart(zmq.NOBLOCK,
+                                                                          copy=False)
+                    identity, payload = identity_frame.bytes, payload_frame.bytes
+                    key = str(payload_frame.get("User-Id") or "").encode()
+                else:
+                    identity, payload = socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             except ValueError:  # not two frames: not one of our workers
@@ -300,7 +321,7 @@ class Dispatcher:
                 else:  # a worker we lost or never knew (we restarted): ask it to rejoin
                     self._send_to(socket, frame.worker, encode_frame(Rejoin()))
             elif isinstance(frame, Ready):
-                self._join(identity, frame, socket, now)
+                self._join(identity, frame, socket, now, key)
 
     def _send_to(self, socket: zmq.Socket, identity: bytes,  # type: ignore[type-arg]
                  frame: bytes) -> None:
@@ -341,7 +362,7 @@ class Dispatcher:
                 self._assign(worker, call)
 
     def _join(self, identity: bytes, ready: Ready, socket: zmq.Socket,  # type: ignore[type-arg]
-              now: float) -> None:
+              now: float, key: bytes = b"") -> None:
         pool = self._pools.get((ready.model, ready.version, ready.version_id))
         if pool is None:  # a worker of a version not served (any more), or of other code
             log.warning("worker_refused", model=ready.model, version=ready.version,
@@ -349,10 +370,23 @@ class Dispatcher:
                         reason="no such version is served (is its script the same?)")
             self._send_to(socket, identity, encode_frame(Stop()))
             return
+        local = socket is self._local
+        if local and not hmac.compare_digest(ready.secret.encode(), pool.secret.encode()):
+            log.warning("worker_refused", model=ready.model, version=ready.version,
+                        pid=ready.pid, reason="it does not know the pool's secret (not one "
+                        "of the pool's own workers)")
+            self._send_to(socket, identity, encode_frame(Stop()))
+            return
+        tied = self.key_models.get(key)
+        if not local and tied is not None and ready.model not in tied:
+            log.warning("worker_refused", model=ready.model, version=ready.version,
+                        pid=ready.pid, public_key=key.decode(),
+                        reason="its key may not serve this model (workers_curve.key_models)")
+            self._send_to(socket, identity, encode_frame(Stop()))
+            return
         if identity in self._workers:  # it rejoined before we noticed it was gone
             self.lose_worker(self._workers[identity], "it announced itself again")
-        worker = WorkerLink(identity, ready.pid, ready.slots, pool, socket, now,
-                            local=socket is self._local)
+        worker = WorkerLink(identity, ready.pid, ready.slots, pool, socket, now, local=local)
         self._workers[identity] = worker
         pool.workers.append(worker)
         pool.failure = None
@@ -395,8 +429,7 @@ class Dispatcher:
         """The version cannot be served (its script fails to load): fail its waiting calls."""
         pool.failure = reason
         if not pool.workers:
-            self._fail_waiting(pool, Unavailable(
-                f"{pool.model} v{pool.version} is not available: {reason}"))
+            self._fail_waiting(pool, _unavailable(pool))
         pool.changed()
 
     def close(self) -> None:
@@ -405,3 +438,11 @@ class Dispatcher:
             self._loop.remove_reader(socket.FD)
             socket.close(0)
         self.context.term()
+
+
+def _unavailable(pool: VersionPool) -> Unavailable:
+    """The 503 of a version that cannot load: without the reason, which may hold a path or a
+    connection string (it is in the log, and in ``/readyz`` for admin tokens)."""
+    return Unavailable(f"{pool.model} v{pool.version} is not available: its script failed to "
+                       "load (the reason is in the gateway log, and in /readyz for admin "
+                       "tokens)")

@@ -5,6 +5,9 @@ committed before the 202 goes out, so an accepted prediction survives a restart,
 (WAL with ``synchronous=NORMAL`` loses nothing when only the process dies). On start-up, rows
 left queued or running are queued again: a prediction runs at least once, and one that was
 running when the gateway died runs again. Finished rows expire after ``async_result_ttl_s``.
+The file (and its ``-wal``/``-shm``) is the gateway user's only (0600): it holds callers'
+bodies and results. What it keeps is bounded: ``async_max_stored`` rows and
+``async_max_bytes`` of bodies and results; a submission beyond either is 503 ``overloaded``.
 
 All SQLite work happens on one thread of its own (one connection, calls in order), so the event
 loop never waits on the disk. Bodies are read back from the file when they run, so a long queue
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import secrets
 import sqlite3
 import time
@@ -83,11 +87,24 @@ class PredictionStore:
         return self.db
 
     def open(self) -> None:
+        if self.path != ":memory:":  # SQLite gives its -wal and -shm the database's mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            _owner_only(self.path)
         self.db = sqlite3.connect(self.path, isolation_level=None)  # autocommit each statement
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        if self.path != ":memory:":
+            for suffix in ("", "-wal", "-shm"):  # made by an older release, perhaps
+                _owner_only(self.path + suffix)
+
+    def usage(self) -> tuple[int, int]:
+        """The rows kept and the bytes of their bodies and results."""
+        rows, size = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) + COALESCE(SUM(LENGTH(result)), 0) "
+            "FROM predictions").fetchone()
+        return int(rows), int(size)
 
     def close(self) -> None:
         if self.db is not None:
@@ -130,6 +147,19 @@ class PredictionStore:
                                 (before,)).rowcount
 
 
+def logged(pid: str) -> str:
+    """How the log names a prediction: its id reads its result, so only the id's start."""
+    return pid[:8]
+
+
+def _owner_only(path: str) -> None:
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except FileNotFoundError:
+        pass
+
+
 class AsyncRunner:
     """Queues predictions per model and runs them through the dispatcher, a few at a time."""
 
@@ -141,6 +171,7 @@ class AsyncRunner:
         self._running: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._queued = 0  # predictions accepted and not started, reservations included
+        self._stored = (0, 0)  # rows kept and their bytes, as of the last look (see submit)
         self._closing = False
         self._cleaner: asyncio.Task[None] | None = None
 
@@ -152,6 +183,20 @@ class AsyncRunner:
     def max_queued(self) -> int:
         return self.service.deployment.gateway.async_max_queued
 
+    def _check_room(self, body: bytes) -> None:
+        """503 when the store is full (see the module docstring); ``self._stored`` is updated
+        by every write, so no query runs per submission."""
+        settings = self.service.deployment.gateway
+        rows, size = self._stored
+        if rows >= settings.async_max_stored:
+            raise Overloaded(f"{rows} async predictions are kept (the limit is "
+                             f"gateway.async_max_stored = {settings.async_max_stored}); retry "
+                             "once older results expire")
+        if size + len(body) > settings.async_max_bytes:
+            raise Overloaded(f"async predictions keep {size} bytes; this body's {len(body)} "
+                             "would pass gateway.async_max_bytes = "
+                             f"{settings.async_max_bytes}; retry once older results expire")
+
     async def _db(self, method: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, functools.partial(method, *args))
@@ -161,7 +206,7 @@ class AsyncRunner:
     async def start(self) -> None:
         try:
             await self._db(self.store.open)
-        except sqlite3.Error as exc:  # e.g. beside a config mounted read-only
+        except (sqlite3.Error, OSError) as exc:  # e.g. beside a config mounted read-only
             log.warning("async_db_unavailable", db=self.store.path, reason=str(exc),
                         consequence="async predictions are kept in memory only; set "
                                     "gateway.async_db to a writable path")
@@ -169,6 +214,7 @@ class AsyncRunner:
             self.store = PredictionStore(":memory:")
             await self._db(self.store.open)
         pending = await self._db(self.store.requeue)
+        self._stored = await self._db(self.store.usage)
         for pid, model in pending:
             self._queued += 1
             self._queues.setdefault(model, deque()).append(pid)
@@ -201,6 +247,7 @@ class AsyncRunner:
                 continue
             if removed:
                 log.info("async_expired", predictions=removed)
+                self._stored = await self._db(self.store.usage)
 
     # ------------------------------------------------------------------ the two calls
 
@@ -208,12 +255,17 @@ class AsyncRunner:
         if self._queued >= self.max_queued:
             raise Overloaded(f"{self._queued} async predictions are queued (the limit is "
                              f"gateway.async_max_queued = {self.max_queued}); retry later")
+        self._check_room(body)
         self._queued += 1  # reserved before the write, so concurrent submits respect the limit
+        rows, size = self._stored
+        self._stored = (rows + 1, size + len(body))
         pid = secrets.token_hex(16)
         try:
             await self._db(self.store.insert, pid, model, token, body)
         except BaseException:
             self._queued -= 1
+            rows, size = self._stored
+            self._stored = (rows - 1, size - len(body))
             raise
         self._queues.setdefault(model, deque()).append(pid)
         self._pump(model)
@@ -222,10 +274,11 @@ class AsyncRunner:
     async def status(self, model: str, pid: str, caller: str | None,
                      restricted: bool) -> PredictionStatus:
         """The prediction's state, as the caller may see it: on a restricted model, only the
-        token that submitted it may read it (another one is told it does not exist)."""
+        token that submitted it may read it (another one is told it does not exist), also when
+        it was submitted without a token while the model was public."""
         row = await self._db(self.store.get, pid)
         if (row is None or row.model != model
-                or (restricted and row.token is not None and row.token != caller)
+                or (restricted and row.token != caller)
                 or (row.finished is not None and row.finished + self.ttl_s < time.time())):
             raise NotFound(f"no async prediction `{pid}` for model `{model}` (results are "
                            f"kept for {self.ttl_s:g} s)")
@@ -262,7 +315,7 @@ class AsyncRunner:
             body = await self._db(self.store.body, pid)
             outcome = None if body is None else await self._call(model, pid, body)
         except sqlite3.Error:  # the row stays as it was: the next start runs it again
-            log.exception("async_store_failed", prediction=pid)
+            log.exception("async_store_failed", prediction=logged(pid))
             return
         finally:
             self._running[model] -= 1
@@ -273,8 +326,11 @@ class AsyncRunner:
         try:
             await self._db(self.store.finish, pid, result, error)
         except sqlite3.Error:
-            log.exception("async_store_failed", prediction=pid)
-        log.info("async_prediction", prediction=pid, model=model, version=version,
+            log.exception("async_store_failed", prediction=logged(pid))
+        else:  # the body is dropped, the result kept
+            rows, size = self._stored
+            self._stored = (rows, size - len(body or b"") + len(result or b""))
+        log.info("async_prediction", prediction=logged(pid), model=model, version=version,
                  status="failed" if error else "succeeded", error=error and error.type,
                  ms=round((time.perf_counter() - started) * 1000.0, 3))
 

@@ -36,9 +36,11 @@ RecordSnapshots = Callable[[str, dict[tuple[str, int], str], dict[tuple[str, int
 log = structlog.get_logger("modelgate.admin")
 
 # Read once at start: the socket, aiohttp's body limit, the routes' request log, the HTTP
-# drain, the remote workers' socket and keys, the async predictions' database.
+# drain, the remote workers' socket and keys, the async predictions' database, the
+# connection limits.
 START_ONLY = ("listen", "max_body_bytes", "access_log", "drain_timeout_s", "workers_listen",
-              "workers_curve", "async_db")
+              "workers_curve", "async_db", "header_timeout_s", "body_timeout_s",
+              "idle_timeout_s", "max_connections")
 
 
 class BadConfig(ModelgateError):

@@ -9,14 +9,13 @@ refusal. Local pools stay on ``ipc://`` and need no keys.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import structlog
 import zmq
 import zmq.auth
 
-from gateway.config import CurveSettings, Deployment
+from gateway.config import CurveSettings, Deployment, secret_env
 from gateway.serving.dispatcher import Dispatcher
 
 log = structlog.get_logger("modelgate.remote")
@@ -32,12 +31,24 @@ def gateway_keys(curve: CurveSettings, base_dir: Path) -> tuple[bytes, bytes]:
         if secret is None:
             raise ValueError(f"{curve.secret_key_file} holds no secret key")
         return public, secret
-    secret = os.environ[curve.secret_key_env or ""].strip().encode()
+    secret = (secret_env(curve.secret_key_env or "") or "").strip().encode()
     return zmq.curve_public(secret), secret
 
 
 def authorized_keys(curve: CurveSettings, base_dir: Path) -> set[bytes]:
     return set(zmq.auth.load_certificates(base_dir / curve.authorized_keys))
+
+
+def key_models(curve: CurveSettings, base_dir: Path) -> dict[bytes, frozenset[str]]:
+    """Public key -> the models it may serve, for the keys ``key_models`` names (a missing
+    key file ties nothing: that key is not authorized either)."""
+    tied = {}
+    for name, models in curve.key_models.items():
+        path = base_dir / curve.authorized_keys / f"{name}.key"
+        if path.is_file():
+            public, _ = zmq.auth.load_certificate(path)
+            tied[public] = frozenset(models)
+    return tied
 
 
 class ZapHandler:
@@ -85,6 +96,7 @@ class RemoteListener:
         socket.curve_secretkey = secret
         socket.zap_domain = ZAP_DOMAIN
         socket.bind(settings.workers_listen)
+        dispatcher.key_models = key_models(settings.workers_curve, deployment.base_dir)
         dispatcher.attach(socket)
         log.info("remote_workers_listen", address=settings.workers_listen,
                  server_key=public.decode())

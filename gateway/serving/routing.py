@@ -16,6 +16,8 @@ from gateway.config import Model
 from gateway.errors import NotFound
 from gateway.serving.dispatcher import VersionPool
 
+MAX_VERSION_DIGITS = 18  # a longer number names no version (and int() of 5,000 digits fails)
+
 
 @dataclass(frozen=True, eq=False)
 class Served:
@@ -43,13 +45,14 @@ class ModelRoutes:
             return self.versions[self.latest]
         if label == "prod":
             return self.versions[self.production]
-        number = int(label)
+        number = int(label) if len(label) <= MAX_VERSION_DIGITS else -1
         served = self.versions.get(number)
         if served is not None:
             return served
         if number in self.unpublished:
             raise NotFound(f"version {number} of model `{self.name}` is unpublished")
-        raise NotFound(f"model `{self.name}` has no version {number}; "
+        shown = label if number >= 0 else f"{label[:MAX_VERSION_DIGITS]}..."
+        raise NotFound(f"model `{self.name}` has no version {shown}; "
                        f"published: {', '.join(map(str, sorted(self.versions)))}")
 
 

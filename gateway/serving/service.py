@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 
+import msgspec
 import structlog
 
 from gateway.auth import TokenBook
@@ -146,6 +147,7 @@ class Service:
                     timeout_s=timeout_s, max_queue=max_queue, expected_workers=version.workers,
                     batch_size=version.batch.max_size if version.batch else 0,
                 )
+                spec = msgspec.structs.replace(spec, pool_secret=pool.secret)
                 planned[key] = SupervisorProcess(spec, pool, self.dispatcher)
         return planned
 
@@ -260,15 +262,22 @@ class Service:
                   if routes.public or (token is not None and token in routes.allowed)]
         return models, token
 
-    def readiness(self) -> dict[str, dict[str, object]]:
-        """Per version: ready or not, workers up, and why not when it cannot serve."""
+    def readiness(self, detailed: bool = True) -> dict[str, dict[str, object]]:
+        """Per version: ready or not, workers up, and why not when it cannot serve. Not
+        ``detailed`` (anonymous callers): public models only, and no reason."""
+        shown = None if detailed else {n for n, r in self.table.models.items() if r.public}
         return {
             f"{p.model}/{p.version}": {
-                "ready": p.ready, "workers_ready": len(p.workers),
-                "workers": p.expected_workers, **({"reason": p.failure} if p.failure else {}),
+                "ready": p.ready, "workers_ready": len(p.workers), "workers": p.expected_workers,
+                **({"reason": p.failure} if p.failure and detailed else {}),
             }
-            for p in self.served
+            for p in self.served if shown is None or p.model in shown
         }
+
+    def is_admin(self, authorization: str | None) -> bool:
+        """Whether the caller presents an admin token (no 401 for others: probes stay open)."""
+        return authorization is not None and self.tokens.identify(authorization) in \
+            self.tokens.admins
 
 
 def pool_spec(deployment: Deployment, name: str, n: int, connect: str,

@@ -16,7 +16,14 @@ import sys
 import structlog
 
 from gateway.serving.dispatcher import Dispatcher, VersionPool
-from workers.wire import LoadFailed, PoolSpec, WorkerExited, decode_event, encode_spec
+from workers.wire import (
+    LoadFailed,
+    PoolSpec,
+    WorkerExited,
+    WorkerStarted,
+    decode_event,
+    encode_spec,
+)
 
 log = structlog.get_logger("modelgate.pools")
 
@@ -75,7 +82,10 @@ class SupervisorProcess:
         assert process.stdout is not None
         while line := await process.stdout.readline():
             event = decode_event(line)
-            if isinstance(event, WorkerExited):
+            if isinstance(event, WorkerStarted):
+                self.pool.local_pids.add(event.pid)
+            elif isinstance(event, WorkerExited):
+                self.pool.local_pids.discard(event.pid)
                 self.dispatcher.worker_exited(
                     self.pool, event.pid, f"the worker process exited with code {event.code}")
                 if not self.stopping:  # the supervisor starts a replacement
@@ -85,6 +95,7 @@ class SupervisorProcess:
                           reason=event.reason)
                 self.dispatcher.fail_pool(self.pool, event.reason.splitlines()[0])
         code = await process.wait()
+        self.pool.local_pids.clear()
         for worker in list(self.pool.workers):  # its workers die with it
             self.dispatcher.lose_worker(worker, "the pool parent process exited")
         if self.stopping:

@@ -6,6 +6,7 @@ middleware's (aiohttp's errors, surprises) and the V2 routes' (in their own body
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import Callable, Iterable
@@ -14,7 +15,15 @@ import msgspec
 from aiohttp import web
 
 from gateway.api import ErrorBody, ErrorDetail
-from gateway.errors import BadRequest, MethodNotAllowed, ModelgateError, PayloadTooLarge
+from gateway.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    ModelgateError,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
+from gateway.web.connections import body_timeout
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 MAX_REQUEST_ID = 128
@@ -42,7 +51,10 @@ def error_response(exc: ModelgateError, rid: str | None,
     headers = {**JSON_HEADERS, **exc.headers}
     if rid is not None:
         headers["X-Request-Id"] = rid
-    return web.Response(body=_encode(shape(exc, rid)), status=exc.status, headers=headers)
+    response = web.Response(body=_encode(shape(exc, rid)), status=exc.status, headers=headers)
+    if exc.status == 408:  # the rest of a slow body is not worth waiting for
+        response.force_close()
+    return response
 
 
 def method_not_allowed(method: str, allowed: Iterable[str]) -> MethodNotAllowed:
@@ -53,14 +65,33 @@ def method_not_allowed(method: str, allowed: Iterable[str]) -> MethodNotAllowed:
     return error
 
 
+def require_json(request: web.Request) -> None:
+    """415 unless the body is declared JSON (``application/json`` or ``application/*+json``):
+    a cross-site HTML form can send only form and text types, so it cannot call a model or the
+    admin API with a browser's credentials."""
+    media = request.content_type
+    if media == "application/json" or (media.startswith("application/")
+                                       and media.endswith("+json")):
+        return
+    sent = request.headers.get("Content-Type")
+    raise UnsupportedMediaType(f"the body must be JSON: send Content-Type: application/json "
+                               f"(got {sent[:100]!r})" if sent else
+                               "the body must be JSON: send Content-Type: application/json")
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body has {request.content_length} bytes; "
                               f"the limit is {limit}")
+    timeout_s = body_timeout(request)
     try:
-        body = await request.read()
+        async with asyncio.timeout(timeout_s):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the body took more than {timeout_s:g} s to arrive "
+                             "(gateway.body_timeout_s)") from None
     if not body:
         raise BadRequest('the body is empty; send JSON such as {"data": {...}} '
                          'or {"parameters": [...]}')

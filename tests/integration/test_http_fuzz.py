@@ -97,3 +97,100 @@ async def test_random_requests_never_break_the_gateway(gw):
             assert resp.status == 200
     assert gw.process.returncode is None
     assert not failures, failures[:5]
+
+
+# ---------------------------------------------------------------- hostile shapes (issue 15)
+# Bodies are built as bytes (Hypothesis cannot print a value nested thousands deep).
+
+def _encode(document):
+    return msgspec.json.encode(document)
+
+
+def _deep(n):
+    return b"[" * n + b"0" + b"]" * n
+
+
+def _with_nested(document, n):
+    """``document`` whose string "NEST" is a list nested ``n`` deep."""
+    return _encode(document).replace(b'"NEST"', _deep(n))
+
+
+huge_numbers = st.one_of(st.integers(-(10**4000), 10**4000), st.floats(allow_nan=True),
+                         st.integers(1, 4000).map(lambda n: int("9" * n)))
+dims = st.one_of(st.integers(0, 3), st.integers(0, 2**63 - 1), st.just(65536))
+shapes = st.one_of(  # random ones, and empty tensors of many dimensions (cheap to describe)
+    st.lists(dims, max_size=40),
+    st.tuples(st.sampled_from([4096, 65536]), st.integers(0, 30)).map(
+        lambda t: [t[0]] + [1] * t[1] + [0]))
+v2_data = st.one_of(st.lists(huge_numbers, max_size=20), st.just([]),
+                    st.just(["NEST"]),
+                    st.lists(st.booleans(), max_size=3).map(lambda v: [v] * 5000))
+v2_inputs = st.builds(
+    lambda name, shape, datatype, data: {"name": name, "shape": shape, "datatype": datatype,
+                                         "data": data},
+    st.text(max_size=4), shapes,
+    st.sampled_from(["BOOL", "INT64", "FP64", "FP32", "BYTES", "UINT8"]), v2_data)
+hostile = st.one_of(
+    st.tuples(st.just("/v2/models/echo/infer"),
+              st.builds(lambda i, n: _with_nested({"inputs": i}, n),
+                        st.lists(v2_inputs, max_size=6), st.integers(1, 2000))),
+    st.tuples(st.just("/v2/models/echo/infer"),  # many inputs
+              st.integers(1, 3000).map(lambda n: _encode({"inputs": [
+                  {"name": f"i{i}", "shape": [], "datatype": "BOOL", "data": [True]}
+                  for i in range(n)]}))),
+    st.tuples(st.just("/models/echo/latest/model"),
+              st.integers(1, 3000).map(lambda n: b'{"parameters": [' + _deep(n) + b"]}")),
+    st.tuples(st.just("/models/echo/latest/model"),
+              st.lists(huge_numbers, max_size=20).map(lambda v: _encode({"parameters": v}))),
+)
+
+
+async def test_hostile_shapes_and_slow_senders_never_stall_or_break_the_gateway(gw):
+    loop = asyncio.get_running_loop()
+    failures: list[str] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+        async def probe(path, body, slow):
+            async def trickle():  # a slow sender: the body in pieces, 20 ms apart
+                step = max(1, len(body) // 5)
+                for at in range(0, len(body), step):
+                    yield body[at:at + step]
+                    await asyncio.sleep(0.02)
+
+            async def health(done):  # /healthz all along: the event loop never stalls long
+                worst = 0.0
+                while not done.is_set():
+                    asked = loop.time()
+                    async with http.get(gw.url + "/healthz") as resp:
+                        assert resp.status == 200
+                    worst = max(worst, loop.time() - asked)
+                    await asyncio.sleep(0.02)
+                return worst
+
+            done = asyncio.Event()
+            prober = asyncio.ensure_future(health(done))
+            started = loop.time()
+            async with http.post(gw.url + path, data=trickle() if slow else body,
+                                 headers={"Content-Type": "application/json"}) as resp:
+                payload = await resp.read()
+                status = resp.status
+            took = loop.time() - started
+            done.set()
+            stalled = await prober
+            if stalled > 3.0:  # coarse, for shared CI machines: bench/hostile.py measures
+                failures.append(f"/healthz took {stalled:.1f} s during {path} "
+                                f"({len(body)} bytes)")
+            if took > 10 + (0.2 if slow else 0):
+                failures.append(f"{path} ({len(body)} bytes) took {took:.1f} s")
+            if status >= 500:  # echo cannot fail: any 5xx is the gateway's or a worker's fault
+                failures.append(f"{path} -> {status} {payload[:200]!r}")
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(hostile, st.booleans())
+        def fuzz(request, slow):
+            path, body = request
+            asyncio.run_coroutine_threadsafe(probe(path, body, slow), loop).result(60)
+
+        await loop.run_in_executor(None, fuzz)
+    assert gw.process.returncode is None
+    assert not failures, failures[:5]

@@ -29,7 +29,8 @@ def public(*versions, **options):
 @pytest.fixture(scope="module")
 async def gw(tmp_path_factory):
     running = await start_gateway(tmp_path_factory.mktemp("metrics"), {
-        "tokens": {"ops": {"sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}},
+        "tokens": {"ops": {"sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+                           "admin": True}},  # sees every model's series (issue 15, M3)
         "models": {
             "calc": public("add", "boom"),
             "held": public("hold", slots=1),  # one call at the worker, the others queue
@@ -62,7 +63,8 @@ class Scrape:
 
 
 async def scrape(http, gw):
-    async with http.get(f"{gw.url}/metrics") as resp:
+    async with http.get(f"{gw.url}/metrics",
+                        headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         return Scrape(await resp.text())
@@ -149,7 +151,8 @@ async def test_calls_refused_before_the_pool_are_counted_and_unknown_names_are_n
 
 async def test_ready_and_expected_workers_per_version(gw, http):
     metrics = await scrape(http, gw)
-    async with http.get(f"{gw.url}/readyz") as resp:
+    async with http.get(f"{gw.url}/readyz",
+                        headers={"Authorization": f"Bearer {TOKEN}"}) as resp:  # all models
         readiness = (await resp.json())["versions"]
     assert len(readiness) == 5
     for key, state in readiness.items():

@@ -106,8 +106,8 @@ async def test_the_served_document_is_valid_openapi(gw, http):
     call = document["paths"]["/models/{model}/latest/model"]["post"]
     assert call["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Envelope"}
-    assert set(call["responses"]) == {"200", "400", "401", "403", "404", "413", "500", "502",
-                                      "503", "504"}
+    assert set(call["responses"]) == {"200", "400", "401", "403", "404", "413", "415", "500",
+                                      "502", "503", "504"}
     assert call["responses"]["404"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"}
     assert document["paths"]["/"]["get"]["responses"]["200"]["content"] == {

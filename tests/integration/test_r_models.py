@@ -64,7 +64,7 @@ async def test_a_script_that_fails_to_source_is_not_ready_while_others_serve(
         assert resp.status == 503
         state = (await resp.json())["versions"]
     assert state["broken/1"]["ready"] is False
-    assert "cannot find the model file" in state["broken/1"]["reason"]
+    assert "reason" not in state["broken/1"]  # anonymous (issue 15, M3); the log has it
     status, body = await post(http, gw.model_url("broken"), {"parameters": []})
     assert status == 503 and body["error"]["type"] == "unavailable"
     assert (await post(http, gw.model_url("add"), {"parameters": [1, 2]}))[1]["result"] == 3

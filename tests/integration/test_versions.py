@@ -258,7 +258,7 @@ async def test_settings_read_at_start_keep_their_values_and_need_a_restart(gatew
     text = gw.config_path.read_text()
     gw.config_path.write_text(text.replace("max_body_bytes: 1000", "max_body_bytes: 100000")
                               .replace("request_timeout_s: 30", "request_timeout_s: 20"))
-    async with http.post(f"{gw.url}/admin/reload",
+    async with http.post(f"{gw.url}/admin/reload", json={},
                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
         report = await resp.json()
         assert resp.status == 200, report
@@ -284,7 +284,7 @@ async def test_a_new_default_timeout_reaches_the_pools_kept_warm(gateway_factory
     pid = answer["result"]
     text = gw.config_path.read_text()
     gw.config_path.write_text(text.replace("request_timeout_s: 30", "request_timeout_s: 0.5"))
-    async with http.post(f"{gw.url}/admin/reload",
+    async with http.post(f"{gw.url}/admin/reload", json={},
                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
         report = await resp.json()
         assert resp.status == 200, report
@@ -341,7 +341,7 @@ async def test_the_admin_api_answers_admin_tokens_only(gateway_factory, http):
                 assert body["error"]["request_id"]
                 if status == 401:
                     assert "Bearer" in resp.headers["WWW-Authenticate"]
-    async with http.post(f"{gw.url}/admin/reload", headers=admin) as resp:
+    async with http.post(f"{gw.url}/admin/reload", json={}, headers=admin) as resp:
         assert resp.status == 200
         assert (await resp.json())["kept"] == ["m v1", "m v2"]
     code, out, err = await cli("promote", "m", 2, "-c", gw.config_path, "--url", gw.url,
@@ -365,7 +365,7 @@ async def test_the_admin_api_answers_admin_tokens_only(gateway_factory, http):
             assert "limit must be a whole number from 1 to 1000" in error["message"]
     gw.config_path.write_text(gw.config_path.read_text().replace("function: whoami",
                                                                 "function: 12"))
-    async with http.post(f"{gw.url}/admin/reload", headers=admin) as resp:
+    async with http.post(f"{gw.url}/admin/reload", json={}, headers=admin) as resp:
         error = (await resp.json())["error"]
         assert resp.status == 400 and error["type"] == "bad_config", error
         assert "models.m.versions.1.function" in error["message"]

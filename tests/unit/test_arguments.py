@@ -20,10 +20,10 @@ def everything(a, /, b, *more, c, d=4, **rest): ...
 
 
 SIGNATURES = {
-    plain: "plain(a, b)", defaults: "defaults(a, b=2)", varargs: "varargs(*values)",
+    plain: "plain(a, b)", defaults: "defaults(a, b)", varargs: "varargs(*values)",
     varkw: "varkw(a, **rest)", kwonly: "kwonly(a, *, scale)", posonly: "posonly(a, /, b)",
     posonly_rest: "posonly_rest(a, /, **rest)",
-    everything: "everything(a, /, b, *more, c, d=4, **rest)",
+    everything: "everything(a, /, b, *more, c, d, **rest)",
 }
 
 
@@ -105,7 +105,7 @@ def test_callable_objects_and_classes_are_checked_by_their_call_signature():
     class Model:
         def __call__(self, features, threshold=0.5): ...
 
-    with pytest.raises(BadArguments, match=r"^model\(features, threshold=0.5\) has no arg"):
+    with pytest.raises(BadArguments, match=r"^model\(features, threshold\) has no arg"):
         ArgumentCheck(Model(), "model").check_named({"features": [1], "cutoff": 1})
     ArgumentCheck(Model(), "model").check_positional([[1], 0.2])
 

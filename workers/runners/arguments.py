@@ -26,7 +26,9 @@ class ArgumentCheck:
             return
         self.unchecked = False
         params = list(sig.parameters.values())
-        self.shown = f"{name}{sig}"
+        # names only: a default value (an API key, a path) is nobody's business
+        bare = [p.replace(default=p.empty, annotation=p.empty) for p in params]
+        self.shown = f"{name}{sig.replace(parameters=bare, return_annotation=sig.empty)}"
         positional = [p for p in params if p.kind in _POSITIONAL]
         self.positional = [p.name for p in positional]
         self.required_positional = [p.name for p in positional if p.default is p.empty]
@@ -72,3 +74,4 @@ class ArgumentCheck:
             f"{self.shown} {what}. Send {{\"data\": {{name: value, ...}}}} for named arguments "
             f"or {{\"parameters\": [value, ...]}} for positional ones."
         )
+

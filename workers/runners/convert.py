@@ -73,6 +73,8 @@ def encode_result(value: Any) -> bytes:
         encoded = _encoder.encode(value)
     except Unconvertible:
         raise
+    except RecursionError:
+        raise Unconvertible("a value nested too deeply") from None
     except (TypeError, ValueError, OverflowError) as exc:
         return _encode_without_nonfinite_decimals(value, exc)
     if b"NaN" in encoded or b"Infinity" in encoded:  # rare: a non-finite Decimal, maybe

@@ -35,6 +35,8 @@ from typing import Any
 
 from rpy2.rinterface_lib import openrlib
 
+from workers.wire import MAX_NESTING
+
 lib = openrlib.rlib
 ffi = openrlib.ffi
 
@@ -86,8 +88,9 @@ def bind() -> None:
 # ---------------------------------------------------------------- JSON -> R
 
 
-def to_r(value: Any) -> Any:
-    """A new, unprotected R object for a decoded JSON value."""
+def to_r(value: Any, depth: int = 0) -> Any:
+    """A new, unprotected R object for a decoded JSON value. Arrays and objects nested more
+    than ``MAX_NESTING`` levels are refused (:class:`RUnconvertible`), as for Python."""
     kind = type(value)
     if kind is float:
         return lib.Rf_ScalarReal(value)
@@ -101,20 +104,20 @@ def to_r(value: Any) -> Any:
         return lib.Rf_ScalarLogical(1 if value else 0)
     if value is None:
         return lib.Rf_ScalarLogical(_R.na_int)
-    if kind is list:
-        return _array(value)
-    if kind is dict:
-        return _named_list(value)
+    if kind is list or kind is dict:
+        if depth >= MAX_NESTING:
+            raise RUnconvertible(f"a value nested more than {MAX_NESTING} levels deep")
+        return _array(value, depth + 1) if kind is list else _named_list(value, depth + 1)
     raise RUnconvertible(f"cannot pass a {kind.__name__} to R")
 
 
-def _array(values: list[Any]) -> Any:
+def _array(values: list[Any], depth: int) -> Any:
     kinds = set(map(type, values))
     has_null = type(None) in kinds
     kinds.discard(type(None))
     if not values or not kinds <= {int, float, str, bool} or (len(kinds) > 1 and not (
             kinds <= {int, float})):
-        return _list(values)
+        return _list(values, depth)
     if not kinds or kinds == {bool}:  # all null: NA is logical in R
         return _numbers(lib.LGLSXP, [_R.na_int if v is None else v for v in values], "i")
     if kinds == {str}:
@@ -164,18 +167,18 @@ def _strings(values: list[Any]) -> Any:
     return vector
 
 
-def _list(values: list[Any]) -> Any:
+def _list(values: list[Any], depth: int) -> Any:
     vector = lib.Rf_protect(lib.Rf_allocVector(lib.VECSXP, len(values)))
     try:
         for i, item in enumerate(values):
-            lib.SET_VECTOR_ELT(vector, i, to_r(item))
+            lib.SET_VECTOR_ELT(vector, i, to_r(item, depth))
     finally:
         lib.Rf_unprotect(1)
     return vector
 
 
-def _named_list(values: dict[str, Any]) -> Any:
-    vector = lib.Rf_protect(_list(list(values.values())))
+def _named_list(values: dict[str, Any], depth: int) -> Any:
+    vector = lib.Rf_protect(_list(list(values.values()), depth))
     try:
         names = lib.Rf_protect(_strings(list(values)))
         lib.Rf_setAttrib(vector, _R.names, names)
@@ -196,8 +199,9 @@ def symbol(name: str) -> Any:
 # ---------------------------------------------------------------- R -> JSON
 
 
-def from_r(x: Any) -> Any:
-    """A JSON-encodable Python value for the R object ``x`` (which the caller keeps protected)."""
+def from_r(x: Any, depth: int = 0) -> Any:
+    """A JSON-encodable Python value for the R object ``x`` (which the caller keeps protected).
+    Lists nested more than ``MAX_NESTING`` levels are :class:`RUnconvertible`."""
     kind = x.sxpinfo.type
     if kind == lib.NILSXP:
         return None
@@ -208,21 +212,25 @@ def from_r(x: Any) -> Any:
             return values[0] if len(values) == 1 else values
         return _shaped(x, values)
     if kind == lib.VECSXP:
+        if depth >= MAX_NESTING:
+            raise RUnconvertible(f"a list nested more than {MAX_NESTING} levels deep")
         if not plain and _inherits(x, b"data.frame"):
-            return _records(x)
-        items = [from_r(lib.VECTOR_ELT(x, i)) for i in range(lib.Rf_xlength(x))]
+            return _records(x, depth + 1)
+        items = [from_r(lib.VECTOR_ELT(x, i), depth + 1) for i in range(lib.Rf_xlength(x))]
         names = None if plain else _names(x)
         return items if names is None else dict(zip(names, items))
     raise RUnconvertible(f"an R object of class {r_class(x)}")
 
 
-def from_r_elements(x: Any) -> list[Any]:
+def from_r_elements(x: Any, depth: int = 0) -> list[Any]:
     """One value per element of ``x`` (a row for a data frame): a batched function's results."""
     kind = x.sxpinfo.type
     if kind == lib.VECSXP:
+        if depth >= MAX_NESTING:
+            raise RUnconvertible(f"a list nested more than {MAX_NESTING} levels deep")
         if _inherits(x, b"data.frame"):
-            return list(_records(x))
-        return [from_r(lib.VECTOR_ELT(x, i)) for i in range(lib.Rf_xlength(x))]
+            return list(_records(x, depth + 1))
+        return [from_r(lib.VECTOR_ELT(x, i), depth + 1) for i in range(lib.Rf_xlength(x))]
     if kind in _ATOMIC:
         plain = lib.ATTRIB(x) == _R.nil
         values = _elements(x, kind, plain)
@@ -321,19 +329,19 @@ def _nested(values: list[Any], dims: list[int]) -> list[Any]:
     return level(0, 0, 1)  # type: ignore[no-any-return]
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
+def _records(frame: Any, depth: int) -> list[dict[str, Any]]:
     names = _names(frame) or []
-    columns = [_column(lib.VECTOR_ELT(frame, i)) for i in range(lib.Rf_xlength(frame))]
+    columns = [_column(lib.VECTOR_ELT(frame, i), depth) for i in range(lib.Rf_xlength(frame))]
     return [dict(zip(names, row)) for row in zip(*columns)]
 
 
-def _column(x: Any) -> list[Any]:
+def _column(x: Any, depth: int) -> list[Any]:
     """A data frame column as a list (a one-row frame still gives a list)."""
     kind = x.sxpinfo.type
     if kind in _ATOMIC:
         return _elements(x, kind, lib.ATTRIB(x) == _R.nil)
     if kind == lib.VECSXP:
-        return from_r_elements(x)
+        return from_r_elements(x, depth)
     raise RUnconvertible(f"a data frame column of class {r_class(x)}")
 
 

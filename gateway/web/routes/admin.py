@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway import audit
 from gateway.api import ReloadReport
 from gateway.errors import BadRequest
+from gateway.web.http import require_json
 from gateway.web.keys import RELOADER, SERVICE
 from gateway.web.openapi import documented
 
@@ -38,9 +39,10 @@ def _admin(request: web.Request) -> str:
 
 
 @documented("Reload the deployment file", "admin", response=ReloadReport,
-            errors=(400, 401, 403, 500), auth=True)
+            errors=(400, 401, 403, 415, 500), auth=True)
 async def reload_handler(request: web.Request) -> web.Response:
     actor = _admin(request)
+    require_json(request)
     report = await request.app[RELOADER].reload(actor)
     return web.Response(body=_encode(report), headers=_JSON)
 

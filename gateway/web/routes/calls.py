@@ -21,12 +21,12 @@ from gateway import logs
 from gateway.api import CallResponse
 from gateway.errors import CallFailed, ModelgateError
 from gateway.serving.stats import VersionStats
-from gateway.web.http import JSON_HEADERS, error_response, read_body
+from gateway.web.http import JSON_HEADERS, error_response, read_body, require_json
 from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented
 from workers.wire import Envelope
 
-CALL_ERRORS = (400, 401, 403, 404, 413, 500, 502, 503, 504)
+CALL_ERRORS = (400, 401, 403, 404, 413, 415, 500, 502, 503, 504)
 _CALLS = {"latest": "Call the latest version", "prod": "Call the production version",
           None: "Call version {version}"}
 _encode = msgspec.json.Encoder().encode
@@ -50,6 +50,7 @@ def model_call(label: str | None, request_log: Any
         model_ms = -1.0
         try:
             service.callable_model(name, request.headers.get("Authorization"))
+            require_json(request)
             body = await read_body(request, service.deployment.gateway.max_body_bytes)
             served, replied = service.submit(name, label or request.match_info["version"], body)
             version = served.number

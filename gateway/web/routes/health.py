@@ -19,13 +19,17 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"}, dumps=lambda o: _encode(o).decode())
 
 
-@documented("Readiness: every served version has a ready worker (503 and why not otherwise)",
+@documented("Readiness: every served version has a ready worker (503 otherwise); public "
+            "models' versions, and with an admin token every version and why it cannot serve",
             "operations", response=dict[str, Any], also=(503,))
 async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     ready = service.ready
-    return web.Response(body=_encode({"ready": ready, "versions": service.readiness()}),
-                        status=200 if ready else 503, headers=JSON_HEADERS)
+    detailed = service.is_admin(request.headers.get("Authorization"))
+    return web.Response(body=_encode({"ready": ready, "versions": service.readiness(detailed)}),
+                        status=200 if ready else 503,
+                        headers={**JSON_HEADERS, "Cache-Control": "no-store",
+                                 "Vary": "Authorization"})
 
 
 def install(app: web.Application) -> None:

@@ -13,7 +13,7 @@ Request ids and tokens are never labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -50,8 +50,15 @@ def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:
 class GatewayCollector(Collector):
     """Reads the running service at scrape time; nothing here runs per call."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, public_only: bool = False) -> None:
         self.service = service
+        self.public_only = public_only  # anonymous scrapes: restricted models are not named
+
+    def _shown(self, model: str) -> bool:
+        if not self.public_only:
+            return True
+        routes = self.service.table.models.get(model)
+        return routes is not None and routes.public
 
     def collect(self) -> Iterator[Metric]:
         service = self.service
@@ -74,6 +81,8 @@ class GatewayCollector(Collector):
             "with their workers.", labels=version)
         stats = service.dispatcher.stats if service.dispatcher is not None else {}
         for (model, number), s in list(stats.items()):
+            if not self._shown(model):
+                continue
             labels = [model, str(number)]
             for code, n in sorted(s.codes.items()):
                 requests.add_metric([*labels, str(code)], n)
@@ -89,12 +98,12 @@ class GatewayCollector(Collector):
         for code, n in sorted(service.unrouted.items()):
             unrouted.add_metric([str(code)], n)
         yield unrouted
-        yield from self._pool_state(service)
+        yield from self._pool_state(service, self._shown)
         yield InfoMetricFamily("modelgate_build", "The modelgate release serving.",
                                value={"version": __version__})
 
     @staticmethod
-    def _pool_state(service: Service) -> Iterator[Metric]:
+    def _pool_state(service: Service, shown: Callable[[str], bool]) -> Iterator[Metric]:
         version = ["model", "version"]
         ready = GaugeMetricFamily("modelgate_workers_ready",
                                   "Workers connected and serving, per version.", labels=version)
@@ -107,6 +116,8 @@ class GatewayCollector(Collector):
         queued = GaugeMetricFamily("modelgate_queue_depth", "Calls waiting for a free worker "
                                    "(bounded by max_queue; beyond it: 503).", labels=version)
         for pool in service.served:
+            if not shown(pool.model):
+                continue
             labels = [pool.model, str(pool.version)]
             ready.add_metric(labels, len(pool.workers))
             expected.add_metric(labels, pool.expected_workers)
@@ -116,17 +127,24 @@ class GatewayCollector(Collector):
 
 
 def install(app: web.Application) -> None:
-    """``GET /metrics``, reading the app's service."""
-    collector = GatewayCollector(app[SERVICE])
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    ProcessCollector(registry=registry)  # the gateway's own CPU, memory and open files
+    """``GET /metrics``, reading the app's service: every model's series for an admin token,
+    the public models' for anyone else."""
+    service = app[SERVICE]
+    registries: dict[bool, CollectorRegistry] = {}
+    for public_only in (False, True):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(GatewayCollector(service, public_only))
+        ProcessCollector(registry=registry)  # the gateway's own CPU, memory and open files
+        registries[public_only] = registry
 
-    @documented("Prometheus metrics (OpenMetrics when Accept asks for it)", "operations",
+    @documented("Prometheus metrics (OpenMetrics when Accept asks for it): public models' "
+                "series, every model's with an admin token", "operations",
                 content_type=EXPOSITION)
     async def metrics(request: web.Request) -> web.Response:
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        registry = registries[not service.is_admin(request.headers.get("Authorization"))]
         return web.Response(body=encode(registry), headers={"Content-Type": content_type,
-                                                            "Cache-Control": "no-store"})
+                                                            "Cache-Control": "no-store",
+                                                            "Vary": "Authorization"})
 
     app.router.add_get("/metrics", metrics)

@@ -18,7 +18,7 @@ from gateway import logs
 from gateway.errors import BadRequest, ModelgateError
 from gateway.serving.predictions import AsyncRunner, PredictionStatus, database_path
 from gateway.serving.service import Service
-from gateway.web.http import error_response, read_body
+from gateway.web.http import error_response, read_body, require_json
 from gateway.web.keys import REQUEST_ID, RUNNER, SERVICE
 from gateway.web.openapi import documented
 from workers.wire import BadEnvelope, Envelope, decode_envelope
@@ -44,9 +44,10 @@ def _caller(request: web.Request, service: Service, name: str) -> tuple[str | No
 
 @documented("Queue an asynchronous prediction on the production version", "async",
             request=Envelope, response=Accepted, status=202,
-            errors=(400, 401, 403, 404, 413, 503), auth=True)
+            errors=(400, 401, 403, 404, 413, 415, 503), auth=True)
 async def submit(request: web.Request, service: Service, name: str) -> web.Response:
     token, _ = _caller(request, service, name)
+    require_json(request)
     body = await read_body(request, service.deployment.gateway.max_body_bytes)
     try:  # stored now, run later: refuse a body that is not a call while the caller waits
         decode_envelope(body)

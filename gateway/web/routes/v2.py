@@ -29,7 +29,7 @@ from gateway.errors import CallFailed, ModelgateError, NotFound
 from gateway.serving.routing import ModelRoutes, Served
 from gateway.serving.service import Service
 from gateway.tensors import InferRequest, InferResponse, call_body, outputs
-from gateway.web.http import error_response, method_not_allowed, read_body
+from gateway.web.http import error_response, method_not_allowed, read_body, require_json
 from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented, hidden
 
@@ -151,7 +151,7 @@ def _label(request: web.Request) -> str:
 
 
 MODEL_ERRORS = (401, 403, 404)
-INFER_ERRORS = (400, 401, 403, 404, 413, 500, 502, 503, 504)
+INFER_ERRORS = (400, 401, 403, 404, 413, 415, 500, 502, 503, 504)
 
 
 @documented("V2 server metadata", response=ServerMetadata, tag="v2", error_body=V2Error)
@@ -195,6 +195,11 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     service = request.app[SERVICE]
     name = request.match_info["model"]
     _model(request)
+    # tritonclient sends no Content-Type (binary bodies: a custom header, which browsers send
+    # cross-site only after a CORS preflight); any other type must be JSON
+    if ("Content-Type" in request.headers
+            and "Inference-Header-Content-Length" not in request.headers):
+        require_json(request)
     raw = await read_body(request, service.deployment.gateway.max_body_bytes)
     infer_request, body = await _converted(len(raw), call_body, raw,
                                            request.headers.get("Inference-Header-Content-Length"))

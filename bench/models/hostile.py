@@ -1,0 +1,5 @@
+"""The target of bench/hostile.py: takes anything, answers at once."""
+
+
+def anything(*args, **kwargs):
+    return "ok"
