@@ -219,8 +219,13 @@ class Store:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(self._object(entry.sha256), target, entry.executable)
             for directory, _, _ in os.walk(building, topdown=False):
-                os.chmod(directory, 0o555)
-            os.rename(building, self.trees / _hex(snapshot))
+                if directory != str(building):
+                    os.chmod(directory, 0o555)
+            # Moving a directory to another parent rewrites its `..`: it must still be writable
+            # then (root never notices), so the tree's top is made read-only once in place.
+            tree = self.trees / _hex(snapshot)
+            os.rename(building, tree)
+            os.chmod(tree, 0o555)
         finally:
             if building.exists():
                 _remove_tree(building)

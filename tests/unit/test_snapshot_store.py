@@ -114,6 +114,34 @@ def test_an_unreadable_file_is_named():
         shutil.rmtree(directory)
 
 
+def test_a_user_other_than_root_takes_snapshots_and_reads_them_back():
+    """The image runs the gateway as a user of its own: every step of taking a snapshot must
+    work without root's way past file modes (a read-only tree cannot be moved into place)."""
+    directory = world_readable_dir("modelgate-store-")
+    try:
+        p = project(directory)
+        store = directory / "store"
+        store.mkdir(mode=0o777)
+        store.chmod(0o777)
+
+        def take_twice_as_unprivileged_user():
+            first = Store(store).take(p, 10**9)
+            (p / "predict.py").write_text("def f():\n    return 2\n")
+            second = Store(store).take(p, 10**9)
+            assert first != second
+            tree = Store(store).tree(second)
+            assert (tree / "predict.py").read_text().endswith("return 2\n")
+            assert not os.access(tree, os.W_OK)
+
+        (p / "predict.py").chmod(0o666)
+        as_unprivileged(take_twice_as_unprivileged_user)
+    finally:
+        for root, dirs, _ in os.walk(directory):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        shutil.rmtree(directory)
+
+
 def deployment(tmp_path, **version):
     raw = {"models": {"m": {"access": {"public": True}, "versions": {1: {
         "language": "python", "script": "proj/predict.py", "function": "f", **version}}}}}
