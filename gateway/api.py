@@ -48,6 +48,11 @@ class CallResponse(msgspec.Struct, frozen=True):
     timing: float
 
 
+class ReloadRequest(msgspec.Struct, frozen=True):
+    """``POST /admin/reload``'s body: ``{}``. It carries nothing; its JSON Content-Type is what
+    a cross-site form cannot send, so a browser holding an admin's credentials cannot reload."""
+
+
 class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
     """What a reload did: pools started, kept warm and stopped, where production goes, and
     the changed gateway settings that only a restart applies (``gateway.max_body_bytes``...)."""

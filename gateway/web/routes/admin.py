@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from gateway import audit
-from gateway.api import ReloadReport
+from gateway.api import ReloadReport, ReloadRequest
 from gateway.errors import BadRequest
 from gateway.web.http import require_json
 from gateway.web.keys import RELOADER, SERVICE
@@ -38,8 +38,8 @@ def _admin(request: web.Request) -> str:
                             "the admin API")
 
 
-@documented("Reload the deployment file", "admin", response=ReloadReport,
-            errors=(400, 401, 403, 415, 500), auth=True)
+@documented("Reload the deployment file", "admin", request=ReloadRequest,
+            response=ReloadReport, errors=(400, 401, 403, 415, 500), auth=True)
 async def reload_handler(request: web.Request) -> web.Response:
     actor = _admin(request)
     require_json(request)
