@@ -20,6 +20,7 @@ them on a machine that cannot run containers (no root, say), set
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
 import os
@@ -49,6 +50,10 @@ CONTAINERS_CONF = ROOT / "deploy" / "podman" / "containers.conf"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 BUILD_LOG = ARTIFACTS / "image-build.log"
 TOKEN = "demo-token"
+# /metrics shows a restricted model's series to admin tokens only, and the demo has none: the
+# container serves the demo config with this one token added (the image, code and models are
+# the image's own; the config directory is a copy mounted over the image's).
+ADMIN_TOKEN = "image-test-admin-token"
 DEMO = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
 
 
@@ -153,16 +158,19 @@ def image(podman: Podman) -> str:
 class Container:
     """One `podman run -d` of the image, on a free port of 127.0.0.1."""
 
-    def __init__(self, podman: Podman, image: str) -> None:
+    def __init__(self, podman: Podman, image: str, configs: Path) -> None:
         self.podman = podman
         self.name = f"modelgate-test-{uuid.uuid4().hex[:12]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.image = image
+        self.configs = configs
 
     def start(self) -> None:
         self.podman.check("run", "--detach", "--name", self.name,
-                          "--publish", f"127.0.0.1:{self.port}:8000", self.image, timeout=120)
+                          "--publish", f"127.0.0.1:{self.port}:8000",
+                          "--volume", f"{self.configs}:/srv/modelgate/configs",
+                          self.image, timeout=120)
 
     def status(self) -> str:
         return self.podman.check("container", "inspect", "--format", "{{.State.Status}}",
@@ -192,9 +200,25 @@ class Container:
             await asyncio.sleep(0.5)
 
 
+def demo_configs_with_an_admin(directory: Path) -> Path:
+    """The repository's configs/ with ADMIN_TOKEN added to the demo, in a directory the
+    image's user (uid 10001) may write: it keeps its snapshots, audit log and database there."""
+    shutil.copytree(ROOT / "configs", directory, ignore=shutil.ignore_patterns(
+        ".modelgate", "audit.jsonl", "async.sqlite3*", "*.pid"))
+    demo = yaml.safe_load((directory / "demo.yaml").read_text())
+    demo["tokens"]["image-test-admin"] = {
+        "sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), "admin": True}
+    (directory / "demo.yaml").write_text(yaml.safe_dump(demo, sort_keys=False))
+    for path in (directory, *directory.iterdir()):
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    return directory
+
+
 @pytest.fixture(scope="module")
-def container(podman: Podman, image: str) -> Iterator[Container]:
-    running = Container(podman, image)
+def container(podman: Podman, image: str,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    configs = demo_configs_with_an_admin(tmp_path_factory.mktemp("image") / "configs")
+    running = Container(podman, image, configs)
     try:
         running.start()
         yield running
@@ -283,7 +307,7 @@ async def test_the_image_healthcheck_passes(ready):
 async def r_calls_at_the_gateway(http: aiohttp.ClientSession, url: str) -> tuple[int, int]:
     """Calls of the R demo model answered so far, and those inside the gateway now (handed to
     a worker, or queued for one), from /metrics."""
-    async with http.get(f"{url}/metrics") as response:
+    async with http.get(f"{url}/metrics", headers=auth(ADMIN_TOKEN)) as response:
         text = await response.text()
     answered = waiting = 0
     for line in text.splitlines():
