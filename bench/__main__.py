@@ -14,10 +14,13 @@ own running deployment instead (``bench.own``).
 from __future__ import annotations
 
 import argparse
+import runpy
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -32,6 +35,17 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 WARM_UP_S = 2.0
 
 
+class ModelBound(msgspec.Struct, frozen=True):
+    """The model-bound limit of unbatched contenders: ``workers`` processes that each do
+    nothing but ``function`` of ``script`` (timed in the harness's own process, with the
+    scenario's parameters, at every concurrency of every repetition) serve at most
+    ``workers / predict time`` calls per second."""
+
+    script: str
+    function: str
+    workers: int = 2
+
+
 class Scenario(msgspec.Struct, frozen=True):
     """One file of bench/scenarios/: what is called, by whom, how hard and how long."""
 
@@ -42,6 +56,23 @@ class Scenario(msgspec.Struct, frozen=True):
     duration: float = 10.0  # seconds per measurement
     baselines: list[str] = msgspec.field(default_factory=list)  # ratios are taken to these
     memory: str = ""  # the contender whose worker memory is reported
+    model_bound: ModelBound | None = None
+
+
+PREDICT_CALLS = 200  # timed in-process calls per estimate of the predict time (after 20 untimed)
+
+
+def predict_time_s(bound: ModelBound, parameters: list[object]) -> float:
+    """The median time of one in-process call of the model, in seconds."""
+    function = runpy.run_path(str(Path(__file__).resolve().parent.parent / bound.script))[
+        bound.function]
+    times = []
+    for k in range(20 + PREDICT_CALLS):
+        start = time.perf_counter()
+        function(*parameters)
+        if k >= 20:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def load(name: str) -> Scenario:
@@ -63,16 +94,23 @@ def progress(text: str) -> None:
 
 
 def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: int
-        ) -> tuple[dict[tuple[int, str], wrk.Measurement], list[str]]:
+        ) -> tuple[dict[tuple[int, str], wrk.Measurement], list[str], dict[int, float]]:
     """Every (concurrency, contender) measured ``repeat`` times, contenders alternating at
-    each concurrency; returns the median per pair, and notes on worker memory."""
+    each concurrency; returns the median per pair, notes on worker memory, and the median
+    model-bound limit (requests/s) per concurrency when the scenario names one."""
     default_body = msgspec.json.encode(scenario.body)
     runs: dict[tuple[int, str], list[wrk.Measurement]] = {}
+    limits: dict[int, list[float]] = {}
     notes: list[str] = []
     total = len(concurrencies) * len(scenario.contenders) * repeat
     step = 0
     for k in range(repeat):
         for concurrency in concurrencies:
+            bound = scenario.model_bound
+            if bound is not None and isinstance(scenario.body, dict):
+                progress(f"timing the model in-process before c={concurrency}")
+                seconds_each = predict_time_s(bound, scenario.body.get("parameters", []))
+                limits.setdefault(concurrency, []).append(bound.workers / seconds_each)
             for contender in scenario.contenders:
                 body = (default_body if contender.body is None
                         else msgspec.json.encode(contender.body))
@@ -91,7 +129,8 @@ def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: in
                          f"{m.errors} errors")
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    return {key: report.median(value) for key, value in runs.items()}, notes
+    return ({key: report.median(value) for key, value in runs.items()}, notes,
+            {c: statistics.median(v) for c, v in limits.items()})
 
 
 def worker_memory(pid: int) -> list[str]:
@@ -163,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.duration or scenario.duration
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        results, notes = run(scenario, concurrencies, seconds, args.repeat)
+        results, notes, limits = run(scenario, concurrencies, seconds, args.repeat)
     except KeyboardInterrupt:
         print("\ninterrupted; every contender is stopped", file=sys.stderr)
         return 130
@@ -172,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = [c.name for c in scenario.contenders]
     baselines = scenario.baselines or names[-1:]
-    lines = [*report.table(results, names, baselines), "",
-             *report.summary(results, names, baselines[0]), *notes]
+    unbatched = [c.name for c in scenario.contenders if c.kind != "ceiling" and not c.batched]
+    lines = [*report.table(results, names, baselines, limits, unbatched), "",
+             *report.summary(results, names, baselines[0]), *notes,
+             *report.limit_note(limits, scenario.model_bound)]
     picture = report.plot(args.scenario, scenario.description, results, names)
     if picture is not None:
         lines += ["", f"![{scenario.description}]({picture.name})"]
