@@ -37,6 +37,8 @@ class Version(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_queue: int | None = None  # None: gateway.max_queue
     slots: int = 32  # the most calls a worker may hold (the gateway adapts below it)
     batch: Batch | None = None
+    # numpy: V2 inference calls reach the function as NumPy arrays, made in the worker
+    tensors: Literal["lists", "numpy"] = "lists"
 
 
 class Access(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -325,6 +327,8 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
         problems.append(f"{where}.batch: max_size must be 1 to 4096 and max_wait_ms >= 0")
     if v.timeout_s is not None and v.timeout_s <= 0:
         problems.append(f"{where}.timeout_s: must be positive")
+    if v.tensors == "numpy" and (v.language != "python" or v.batch is not None):
+        problems.append(f"{where}.tensors: numpy is for Python versions without batch")
     if not check_scripts or v.unpublished:
         return problems
     script = d.script_path(v)

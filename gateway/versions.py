@@ -22,6 +22,8 @@ def version_id(deployment: Deployment, name: str, model: Model, version: Version
         n = next((n for n, v in model.versions.items() if v is version), "?")
         raise ConfigError(deployment.path, [f"models.{name}.versions.{n}.script: cannot read "
                                             f"{script}: {exc.strerror}"]) from None
-    options = msgspec.structs.replace(version, unpublished=False)
+    options = msgspec.structs.asdict(msgspec.structs.replace(version, unpublished=False))
+    if options["tensors"] == "lists":  # the default: ids from before the key existed still hold
+        del options["tensors"]
     digest.update(msgspec.msgpack.encode([options, sorted(model.env.items())]))
     return digest.hexdigest()[:24]

@@ -18,6 +18,10 @@ NOT_RUN_MS = -1.0  # the model time of a call whose function never ran (not meas
 def parse(call: Call) -> Envelope | Reply:
     """The call's arguments, or the 400 reply that says what is wrong with its body."""
     try:
+        if call.v2_json >= 0:  # a V2 request for a `tensors: numpy` version
+            from workers.tensors import arguments
+
+            return Envelope(data=arguments(call.body, call.v2_json))
         return decode_envelope(call.body)
     except BadEnvelope as exc:
         return Reply(call.id, NOT_RUN_MS, error=CallError(400, "bad_request", str(exc)))

@@ -29,6 +29,7 @@ from gateway.errors import CallFailed, ModelgateError, NotFound
 from gateway.serving.routing import ModelRoutes, Served
 from gateway.serving.service import Service
 from gateway.tensors import InferRequest, InferResponse, call_body, outputs
+from gateway.web import raw_tensors
 from gateway.web.http import error_response, method_not_allowed, read_body
 from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented, hidden
@@ -196,9 +197,14 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     name = request.match_info["model"]
     _model(request)
     raw = await read_body(request, service.deployment.gateway.max_body_bytes)
-    infer_request, body = await _converted(len(raw), call_body, raw,
-                                           request.headers.get("Inference-Header-Content-Length"))
-    served, replied = service.submit(name, _label(request), body)
+    if raw_tensors.wanted(service, name, _label(request)):  # `tensors: numpy`: no await until
+        infer_request, json_length = raw_tensors.header(  # the submit
+            raw, request.headers.get("Inference-Header-Content-Length"))
+        served, replied = service.submit(name, _label(request), raw, json_length)
+    else:
+        infer_request, body = await _converted(
+            len(raw), call_body, raw, request.headers.get("Inference-Header-Content-Length"))
+        served, replied = service.submit(name, _label(request), body)
     request[SERVED_KEY] = served
     reply = await replied
     request[MODEL_MS_KEY] = reply.model_ms
