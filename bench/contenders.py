@@ -30,6 +30,7 @@ class Contender(msgspec.Struct, frozen=True):
     kind: str  # modelgate, ceiling, plumber, mlserver, bentoml or litserve
     path: str  # the URL path that is called
     config: str = ""  # modelgate: the deployment file, relative to the repository
+    source: str = ""  # modelgate: another checkout (relative), served from there (bench.ab)
     script: str = ""  # ceiling: serve this script's `function` instead of the sum
     function: str = ""
     token: str = ""
@@ -60,6 +61,8 @@ def _command(contender: Contender, port: int) -> tuple[list[str], dict[str, str]
         from bench import peers
 
         return peers.command(contender.kind, port, contender.batched)
+    if contender.source:  # its gateway and workers import that checkout's code
+        return _plain_command(contender, port), {"PYTHONPATH": str(ROOT / contender.source)}
     return _plain_command(contender, port), {}
 
 
