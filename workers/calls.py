@@ -21,7 +21,12 @@ def parse(call: Call) -> Envelope | Reply:
         if call.v2_json >= 0:  # a V2 request for a `tensors: numpy` version
             from workers.tensors import arguments
 
-            return Envelope(data=arguments(call.body, call.v2_json))
+            try:
+                return Envelope(data=arguments(call.body, call.v2_json))
+            except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+                if isinstance(exc, BadEnvelope):
+                    raise
+                raise BadEnvelope(f"the V2 tensors cannot be made into arrays: {exc}") from None
         return decode_envelope(call.body)
     except BadEnvelope as exc:
         return Reply(call.id, NOT_RUN_MS, error=CallError(400, "bad_request", str(exc)))

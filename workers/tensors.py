@@ -97,7 +97,10 @@ def _from_binary(raw: memoryview, tensor: Input, where: str) -> Any:
     if len(raw) != count * itemsize:
         raise BadEnvelope(f"{where}: {len(raw)} bytes of binary data for {count} "
                           f"{tensor.datatype} values")
-    return np.frombuffer(raw, dtype=dtype, count=count).reshape(tensor.shape)
+    try:
+        return np.frombuffer(raw, dtype=dtype, count=count).reshape(tensor.shape)
+    except (ValueError, OverflowError):  # a shape numpy cannot make, such as [0, 2**70]
+        raise BadEnvelope(f"{where}: shape {tensor.shape} cannot be made") from None
 
 
 def _from_json(tensor: Input, where: str) -> Any:

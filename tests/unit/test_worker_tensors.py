@@ -54,6 +54,9 @@ def test_several_inputs_json_and_binary_bytes():
     ([{"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}] * 2, b"", "twice"),
     ([{"name": "x", "shape": [-1], "datatype": "FP64", "data": [1]}], b"", "whole numbers"),
     ([{"name": "x", "shape": [2], "datatype": "BYTES", "data": ["a", 1]}], b"", "BYTES"),
+    ([{"name": "x", "shape": [0, 2**70], "datatype": "FP64",
+       "parameters": {"binary_data_size": 0}}], b"", "cannot be made"),
+    ([{"name": "x", "shape": [1] * 70, "datatype": "FP64", "data": [1]}], b"", "shape"),
 ])
 def test_malformed_requests_say_what_is_wrong(inputs, binary, message):
     body, n = request(*inputs, binary=binary)
