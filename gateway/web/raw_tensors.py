@@ -40,6 +40,13 @@ def wanted(service: Service, model: str, label: str) -> bool:
     return routes.config.versions[routes.pick(label).number].tensors == "numpy"
 
 
+def json_size(raw: bytes, header_length: str | None) -> int:
+    """About how many bytes of JSON ``header`` decodes (to decide where to decode them)."""
+    if header_length is not None and header_length.isdigit():
+        return min(int(header_length), len(raw))
+    return len(raw)
+
+
 def header(raw: bytes, header_length: str | None) -> tuple[InferRequest, int]:
     """The request's ``id`` and ``outputs`` (as an :class:`InferRequest` without inputs, for
     the answer) and the length of its JSON part."""

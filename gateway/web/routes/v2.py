@@ -197,10 +197,15 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     name = request.match_info["model"]
     _model(request)
     raw = await read_body(request, service.deployment.gateway.max_body_bytes)
-    if raw_tensors.wanted(service, name, _label(request)):  # `tensors: numpy`: no await until
-        infer_request, json_length = raw_tensors.header(  # the submit
-            raw, request.headers.get("Inference-Header-Content-Length"))
-        served, replied = service.submit(name, _label(request), raw, json_length)
+    header_length = request.headers.get("Inference-Header-Content-Length")
+    submitted = None
+    if raw_tensors.wanted(service, name, _label(request)):  # `tensors: numpy`: as it came
+        infer_request, json_length = await _converted(
+            raw_tensors.json_size(raw, header_length), raw_tensors.header, raw, header_length)
+        if raw_tensors.wanted(service, name, _label(request)):  # still (no reload meanwhile)
+            submitted = service.submit(name, _label(request), raw, json_length)
+    if submitted is not None:
+        served, replied = submitted
     else:
         infer_request, body = await _converted(
             len(raw), call_body, raw, request.headers.get("Inference-Header-Content-Length"))
