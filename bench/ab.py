@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -23,7 +24,8 @@ import msgspec
 
 from bench import report, wrk
 from bench.__main__ import concurrency_list, progress
-from bench.contenders import ROOT, WORK, Contender, running
+from bench.contenders import ROOT, WORK, Contender, descendants, running
+from bench.wakeups import threads
 
 BODY = {"parameters": [1, 2, 3]}
 PATH = "/models/sum/latest/model"
@@ -62,25 +64,44 @@ def main(argv: list[str] | None = None) -> int:
     ]
     body = msgspec.json.encode(BODY)
     runs: dict[tuple[int, str], list[wrk.Measurement]] = {}
+    cpu: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for k in range(args.repeat):
         for concurrency in args.concurrency:
             order = contenders[k % 3:] + contenders[:k % 3]
             for contender in order:
                 progress(f"repetition {k + 1}/{args.repeat}, c={concurrency}: {contender.name}")
-                with running(contender, body) as (url, _):
+                with running(contender, body) as (url, pid):
                     wrk.run(url, body, concurrency, 2.0)
+                    pids = [pid, *descendants(pid)]
+                    before = threads(pids)
                     m = wrk.run(url, body, concurrency, args.duration)
+                    after = threads(pids)
                 runs.setdefault((concurrency, contender.name), []).append(m)
+                calls = m.rps * args.duration
+                spent = {k: after[k][0] - before[k][0] for k in after if k in before}
+                server = sum(v for k, v in spent.items() if k[0] == pid)
+                cpu.setdefault((concurrency, contender.name), []).append(
+                    (server / calls * 1e6, (sum(spent.values()) - server) / calls * 1e6))
                 progress(f"repetition {k + 1}/{args.repeat}, c={concurrency}: {contender.name}"
                          f" {m.rps:,.0f} requests/s, p50 {m.p50_ms:.3f} ms")
     print(file=sys.stderr)
     medians = {key: report.median(v) for key, v in runs.items()}
     names = [c.name for c in contenders]
     lines = [*report.table(medians, names, ["ceiling", names[1]]), "",
-             "Per repetition (requests/s; p50 ms):", ""]
+             "CPU time per call (µs, medians; from /proc, every thread): the server process "
+             "(the gateway: event loop and ZeroMQ I/O thread) and its children (supervisor "
+             "and workers):", "",
+             "| concurrency | contender | server µs/call | children µs/call |",
+             "|---:|---|---:|---:|"]
+    for (concurrency, name), values in sorted(cpu.items()):
+        lines.append(f"| {concurrency} | {name} | "
+                     f"{statistics.median(v[0] for v in values):.1f} | "
+                     f"{statistics.median(v[1] for v in values):.1f} |")
+    lines += ["", "Per repetition (requests/s; p50 ms; server CPU µs per call):", ""]
     for (concurrency, name), values in sorted(runs.items()):
         lines.append(f"- c={concurrency} {name}: " + ", ".join(
-            f"{m.rps:,.0f} ({m.p50_ms:.3f})" for m in values))
+            f"{m.rps:,.0f} ({m.p50_ms:.3f}; {c[0]:.1f})"
+            for m, c in zip(values, cpu[(concurrency, name)])))
     print("\n".join(lines))
     command = "python -m bench.ab " + " ".join(argv if argv is not None else sys.argv[1:])
     name = f"ab-{datetime.datetime.now().strftime('%H%M')}"
