@@ -30,7 +30,6 @@ from gateway.config import ConfigError, Deployment, load
 from gateway.serving.dispatcher import VersionPool
 from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
 from gateway.web.app import create_app
-from gateway.web.fast import FastRunner
 from gateway.web.keys import RELOADER, SERVICE
 
 log = structlog.get_logger("modelgate.server")
@@ -120,7 +119,7 @@ async def _reload_on_hangup(reloader: Reloader, hangup: asyncio.Event) -> None:
 async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
                hangup: asyncio.Event) -> int:
     app = create_app(deployment, StartupProgress(), json_logs)
-    runner = FastRunner(app, access_log=None, handle_signals=False)  # web.AppRunner, faster
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=2048,
                        shutdown_timeout=deployment.gateway.drain_timeout_s)
