@@ -14,10 +14,13 @@ own running deployment instead (``bench.own``).
 from __future__ import annotations
 
 import argparse
+import runpy
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -32,6 +35,17 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 WARM_UP_S = 2.0
 
 
+class ModelBound(msgspec.Struct, frozen=True):
+    """The model-bound limit of unbatched contenders: ``workers`` processes that each do
+    nothing but ``function`` of ``script`` (timed in the harness's own process, with the
+    scenario's parameters, at every concurrency of every repetition) serve at most
+    ``workers / predict time`` calls per second."""
+
+    script: str
+    function: str
+    workers: int = 2
+
+
 class Scenario(msgspec.Struct, frozen=True):
     """One file of bench/scenarios/: what is called, by whom, how hard and how long."""
 
@@ -42,6 +56,23 @@ class Scenario(msgspec.Struct, frozen=True):
     duration: float = 10.0  # seconds per measurement
     baselines: list[str] = msgspec.field(default_factory=list)  # ratios are taken to these
     memory: str = ""  # the contender whose worker memory is reported
+    model_bound: ModelBound | None = None
+
+
+PREDICT_CALLS = 200  # timed in-process calls per estimate of the predict time (after 20 untimed)
+
+
+def predict_time_s(bound: ModelBound, parameters: list[object]) -> float:
+    """The median time of one in-process call of the model, in seconds."""
+    function = runpy.run_path(str(Path(__file__).resolve().parent.parent / bound.script))[
+        bound.function]
+    times = []
+    for k in range(20 + PREDICT_CALLS):
+        start = time.perf_counter()
+        function(*parameters)
+        if k >= 20:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def load(name: str) -> Scenario:
@@ -62,36 +93,64 @@ def progress(text: str) -> None:
           flush=True)
 
 
-def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: int
-        ) -> tuple[dict[tuple[int, str], wrk.Measurement], list[str]]:
+def run(scenario: Scenario, concurrencies: list[int], seconds: float, repeat: int,
+        sweep: bool = False
+        ) -> tuple[dict[tuple[int, str], wrk.Measurement], list[str], dict[int, float]]:
     """Every (concurrency, contender) measured ``repeat`` times, contenders alternating at
-    each concurrency; returns the median per pair, and notes on worker memory."""
-    default_body = msgspec.json.encode(scenario.body)
+    each concurrency; returns the median per pair, notes on worker memory, and the median
+    model-bound limit (requests/s) per concurrency when the scenario names one.
+
+    With ``sweep``, each contender is started once per repetition and measured at every
+    concurrency in a row (contenders then alternate per repetition, in an order rotated each
+    time): for contenders that take many seconds to start."""
     runs: dict[tuple[int, str], list[wrk.Measurement]] = {}
+    limits: dict[int, list[float]] = {}
     notes: list[str] = []
     total = len(concurrencies) * len(scenario.contenders) * repeat
     step = 0
-    for k in range(repeat):
-        for concurrency in concurrencies:
-            for contender in scenario.contenders:
-                body = (default_body if contender.body is None
-                        else msgspec.json.encode(contender.body))
+
+    def time_model(concurrency: int) -> None:
+        bound = scenario.model_bound
+        if bound is not None and isinstance(scenario.body, dict):
+            progress(f"timing the model in-process (for c={concurrency})")
+            seconds_each = predict_time_s(bound, scenario.body.get("parameters", []))
+            limits.setdefault(concurrency, []).append(bound.workers / seconds_each)
+
+    def measure(k: int, contender: Contender, levels: list[int]) -> None:
+        nonlocal step, notes
+        body = msgspec.json.encode(scenario.body if contender.body is None else contender.body)
+        progress(f"{contender.name}, repetition {k + 1}/{repeat}: starting")
+        with running(contender, body) as (url, pid):
+            for concurrency in levels:
                 step += 1
                 where = (f"[{step}/{total}] {contender.name} at c={concurrency}, "
                          f"repetition {k + 1}/{repeat}")
-                progress(f"{where}: starting")
-                with running(contender, body) as (url, pid):
-                    progress(f"{where}: warming up, then measuring {seconds:g} s")
-                    wrk.run(url, body, concurrency, min(WARM_UP_S, seconds), contender.token)
-                    m = wrk.run(url, body, concurrency, seconds, contender.token)
-                    runs.setdefault((concurrency, contender.name), []).append(m)
-                    if contender.name == scenario.memory and k == 0 and not notes:
-                        notes = worker_memory(pid)
+                progress(f"{where}: warming up, then measuring {seconds:g} s")
+                wrk.run(url, body, concurrency, min(WARM_UP_S, seconds), contender.token)
+                m = wrk.run(url, body, concurrency, seconds, contender.token)
+                runs.setdefault((concurrency, contender.name), []).append(m)
+                if contender.name == scenario.memory and k == 0 and not notes:
+                    notes = worker_memory(pid)
                 progress(f"{where}: {m.rps:,.0f} requests/s, p50 {m.p50_ms:.3f} ms, "
                          f"{m.errors} errors")
+
+    for k in range(repeat):
+        if sweep:
+            order = scenario.contenders[k % len(scenario.contenders):] + \
+                scenario.contenders[:k % len(scenario.contenders)]
+            for contender in order:
+                for concurrency in concurrencies:
+                    time_model(concurrency)
+                measure(k, contender, concurrencies)
+            continue
+        for concurrency in concurrencies:
+            time_model(concurrency)
+            for contender in scenario.contenders:
+                measure(k, contender, [concurrency])
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    return {key: report.median(value) for key, value in runs.items()}, notes
+    return ({key: report.median(value) for key, value in runs.items()}, notes,
+            {c: statistics.median(v) for c, v in limits.items()})
 
 
 def worker_memory(pid: int) -> list[str]:
@@ -156,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure each row N times and report medians (default: 1)")
     parser.add_argument("--concurrency", type=concurrency_list, metavar="1,16,64",
                         help="comma-separated connection counts (default: the scenario's)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="start each contender once per repetition and measure every "
+                        "concurrency in a row (contenders alternate per repetition, not per "
+                        "concurrency): for contenders slow to start")
     args = parser.parse_args(typed)
     wrk.require_wrk()
     scenario = load(args.scenario)
@@ -163,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.duration or scenario.duration
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        results, notes = run(scenario, concurrencies, seconds, args.repeat)
+        results, notes, limits = run(scenario, concurrencies, seconds, args.repeat, args.sweep)
     except KeyboardInterrupt:
         print("\ninterrupted; every contender is stopped", file=sys.stderr)
         return 130
@@ -172,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = [c.name for c in scenario.contenders]
     baselines = scenario.baselines or names[-1:]
-    lines = [*report.table(results, names, baselines), "",
-             *report.summary(results, names, baselines[0]), *notes]
+    unbatched = [c.name for c in scenario.contenders if c.kind != "ceiling" and not c.batched]
+    lines = [*report.table(results, names, baselines, limits, unbatched), "",
+             *report.summary(results, names, baselines[0]), *notes,
+             *report.limit_note(limits, scenario.model_bound)]
     picture = report.plot(args.scenario, scenario.description, results, names)
     if picture is not None:
         lines += ["", f"![{scenario.description}]({picture.name})"]

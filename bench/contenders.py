@@ -27,14 +27,17 @@ class Contender(msgspec.Struct, frozen=True):
     """One server of a scenario; a new ``kind`` is one more branch of ``_command``."""
 
     name: str
-    kind: str  # modelgate, ceiling, plumber or mlserver
+    kind: str  # modelgate, ceiling, plumber, mlserver, bentoml or litserve
     path: str  # the URL path that is called
     config: str = ""  # modelgate: the deployment file, relative to the repository
+    source: str = ""  # modelgate: another checkout (relative), served from there (bench.ab)
     script: str = ""  # ceiling: serve this script's `function` instead of the sum
     function: str = ""
     token: str = ""
     body: object = None  # this contender's request body, when it speaks another protocol
-    batched: bool = False  # mlserver: adaptive batching (max 32, 2 ms)
+    # mlserver, bentoml, litserve: adaptive batching (max 32 calls); modelgate: the version
+    # called batches (its config says how), so the report leaves out the model-bound limit
+    batched: bool = False
 
 
 def free_port() -> int:
@@ -52,7 +55,18 @@ def free_port() -> int:
             continue
 
 
-def _command(contender: Contender, port: int) -> list[str]:
+def _command(contender: Contender, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command line starting ``contender`` on ``port``, and its extra environment."""
+    if contender.kind in ("bentoml", "litserve"):
+        from bench import peers
+
+        return peers.command(contender.kind, port, contender.batched)
+    if contender.source:  # its gateway and workers import that checkout's code
+        return _plain_command(contender, port), {"PYTHONPATH": str(ROOT / contender.source)}
+    return _plain_command(contender, port), {}
+
+
+def _plain_command(contender: Contender, port: int) -> list[str]:
     if contender.kind == "modelgate":
         return [sys.executable, "-m", "gateway.cli", "serve", str(ROOT / contender.config),
                 "--listen", f"127.0.0.1:{port}", "--json-logs"]
@@ -174,7 +188,8 @@ def running(contender: Contender, body: bytes,
     WORK.mkdir(exist_ok=True)
     log = WORK / f"{contender.name}-{port}.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(_command(contender, port), stdin=subprocess.DEVNULL,
+        argv, env = _command(contender, port)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env={**os.environ, **env},
                                    stdout=subprocess.DEVNULL, stderr=output,
                                    cwd=ROOT, preexec_fn=_own_session)
     keep_log = False

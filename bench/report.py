@@ -23,13 +23,19 @@ def median(runs: list[Measurement]) -> Measurement:
 
 
 def table(results: dict[tuple[int, str], Measurement], contenders: list[str],
-          baselines: list[str]) -> list[str]:
+          baselines: list[str], limits: dict[int, float] | None = None,
+          unbatched: list[str] | None = None) -> list[str]:
     """One row per concurrency and contender; a ratio of requests/s to each baseline, and the
-    p50 latency added over the first baseline."""
+    p50 latency added over the first baseline. With ``limits`` (the model-bound requests/s
+    per concurrency), the rows of ``unbatched`` contenders show that limit and their ratio
+    to it."""
+    limits = limits or {}
     ratios = "".join(f" ratio to {b} |" for b in baselines)
+    bound = " model-bound limit | ratio to limit |" if limits else ""
     rows = [f"| concurrency | contender | requests/s | p50 ms | p99 ms | errors |{ratios} "
-            f"added p50 ms |",
-            "|---:|---|---:|---:|---:|---:|" + "---:|" * (len(baselines) + 1)]
+            f"added p50 ms |{bound}",
+            "|---:|---|---:|---:|---:|---:|" + "---:|" * (len(baselines) + 1)
+            + ("---:|---:|" if limits else "")]
     for concurrency in sorted({c for c, _ in results}):
         for name in contenders:
             m = results.get((concurrency, name))
@@ -42,9 +48,27 @@ def table(results: dict[tuple[int, str], Measurement], contenders: list[str],
             first = results.get((concurrency, baselines[0]))
             added = f"{m.p50_ms - first.p50_ms:+.3f}" if first else "-"
             errors = f"{m.errors} ({m.non2xx} non-2xx)" if m.non2xx else str(m.errors)
+            limit = ""
+            if limits:
+                top = limits.get(concurrency)
+                limit = (f" {top:,.0f} | {m.rps / top:.2f} |"
+                         if top and name in (unbatched or []) else " | |")
             rows.append(f"| {concurrency} | {name} | {m.rps:,.0f} | {m.p50_ms:.3f} | "
-                        f"{m.p99_ms:.3f} | {errors} | {' | '.join(cells)} | {added} |")
+                        f"{m.p99_ms:.3f} | {errors} | {' | '.join(cells)} | {added} |{limit}")
     return rows
+
+
+def limit_note(limits: dict[int, float], bound: object) -> list[str]:
+    """How the model-bound limit was measured, and its spread over the run."""
+    if not limits or bound is None:
+        return []
+    workers = getattr(bound, "workers", 0)
+    low, high = min(limits.values()), max(limits.values())
+    return [f"- model-bound limit: {workers} workers / the in-process predict time (median of "
+            f"200 calls of `{getattr(bound, 'function', '')}` in the harness's process, timed "
+            f"before each concurrency of each repetition): {low:,.0f} to {high:,.0f} "
+            f"requests/s over the run, i.e. {1000 * workers / high:.2f} to "
+            f"{1000 * workers / low:.2f} ms per predict; shown beside every unbatched row"]
 
 
 def summary(results: dict[tuple[int, str], Measurement], contenders: list[str],

@@ -55,8 +55,10 @@ def threads_for(concurrency: int) -> int:
     return 1 if concurrency <= 16 else 2
 
 
-def run(url: str, body: bytes, concurrency: int, seconds: float, token: str = "") -> Measurement:
-    """POST ``body`` to ``url`` over ``concurrency`` keep-alive connections for ``seconds``."""
+def run(url: str, body: bytes, concurrency: int, seconds: float, token: str = "",
+        headers: dict[str, str] | None = None) -> Measurement:
+    """POST ``body`` to ``url`` over ``concurrency`` keep-alive connections for ``seconds``
+    (with ``headers`` besides Content-Type and the token's)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
         body_file.write(body)
         body_file.flush()
@@ -64,7 +66,8 @@ def run(url: str, body: bytes, concurrency: int, seconds: float, token: str = ""
             [require_wrk(), f"-t{threads_for(concurrency)}", f"-c{concurrency}",
              f"-d{seconds:g}s", "--latency", "--timeout", "10s", "-s", str(LUA), url],
             capture_output=True, text=True, timeout=seconds + 60,
-            env={**os.environ, "BENCH_BODY_FILE": body_file.name, "BENCH_TOKEN": token},
+            env={**os.environ, "BENCH_BODY_FILE": body_file.name, "BENCH_TOKEN": token,
+                 "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())},
             preexec_fn=lambda: exit_with_parent(signal.SIGKILL))
     match = LINE.search(out.stdout)
     if match is None:

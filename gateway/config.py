@@ -50,6 +50,8 @@ class Version(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_queue: int | None = None  # None: gateway.max_queue
     slots: int = 32  # the most calls a worker may hold (the gateway adapts below it)
     batch: Batch | None = None
+    # numpy: V2 inference calls reach the function as NumPy arrays, made in the worker
+    tensors: Literal["lists", "numpy"] = "lists"
 
 
 class Access(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -434,6 +436,8 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
         problems.append(f"{where}.snapshot: expected sha256: and 64 lowercase hex characters "
                         "(`modelgate publish` records it)")
     problems.extend(_environment_problems(where, v))
+    if v.tensors == "numpy" and (v.language != "python" or v.batch is not None):
+        problems.append(f"{where}.tensors: numpy is for Python versions without batch")
     if not check_scripts or v.unpublished or v.snapshot is not None:
         return problems  # a snapshot's script is checked in the snapshot (gateway.snapshots)
     script = d.script_path(v)

@@ -4,6 +4,7 @@ computes, and nothing that depends on the machine (no absolute path)."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import msgspec
 
@@ -19,7 +20,7 @@ class Identity(msgspec.Struct, array_like=True, frozen=True):
     script: str
     function: str
     language: str
-    options: Version  # the version's options, with the fields above blanked
+    options: dict[str, Any]  # the version's options, with the fields above blanked
     env: list[tuple[str, str]]
     environment_lock: str
 
@@ -35,8 +36,11 @@ def version_id(deployment: Deployment, name: str, model: Model, version: Version
                                             "version has no snapshot of its project yet"])
     script = deployment.script_path(version).relative_to(
         deployment.project_path(model, version)).as_posix()
-    options = msgspec.structs.replace(version, unpublished=False, script="", project=None,
-                                      snapshot=None, function="", environment=None)
+    options = msgspec.structs.asdict(msgspec.structs.replace(
+        version, unpublished=False, script="", project=None, snapshot=None, function="",
+        environment=None))
+    if options["tensors"] == "lists":  # the default: ids from before the key existed still hold
+        del options["tensors"]
     identity = Identity(model=name, snapshot=version.snapshot, script=script,
                         function=version.function, language=version.language, options=options,
                         env=sorted(model.env.items()), environment_lock=environment_lock)

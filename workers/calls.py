@@ -24,6 +24,15 @@ log = structlog.get_logger("modelgate.worker")
 def parse(call: Call) -> Envelope | Reply:
     """The call's arguments, or the 400 reply that says what is wrong with its body."""
     try:
+        if call.v2_json >= 0:  # a V2 request for a `tensors: numpy` version
+            from workers.tensors import arguments
+
+            try:
+                return Envelope(data=arguments(call.body, call.v2_json))
+            except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+                if isinstance(exc, BadEnvelope):
+                    raise
+                raise BadEnvelope(f"the V2 tensors cannot be made into arrays: {exc}") from None
         return decode_envelope(call.body)
     except BadEnvelope as exc:
         return Reply(call.id, NOT_RUN_MS, error=CallError(400, "bad_request", str(exc)))

@@ -39,10 +39,17 @@ class Ready(msgspec.Struct, array_like=True, tag="ready", frozen=True):
 
 
 class Call(msgspec.Struct, array_like=True, frozen=True):
-    """One call: ``body`` is the client's JSON request body, untouched."""
+    """One call: ``body`` is the client's JSON request body, untouched.
+
+    With ``v2_json`` >= 0, ``body`` is instead a V2 inference request for a ``tensors: numpy``
+    version, as the client sent it: ``v2_json`` bytes of JSON, then any binary tensor data
+    (Triton's binary extension); the worker makes NumPy arrays of it (``workers.tensors``).
+    A worker decodes ``body`` as a view into the frame it received, so tensor bytes are not
+    copied again on their way to ``numpy.frombuffer``."""
 
     id: int
-    body: bytes
+    body: memoryview
+    v2_json: int = -1
 
 
 class Calls(msgspec.Struct, array_like=True, tag="calls", frozen=True):
@@ -120,7 +127,8 @@ _decode_envelope = msgspec.json.Decoder(Envelope).decode
 T = TypeVar("T")
 
 
-def decode_json(decode: Callable[[bytes], T], body: bytes, what: str, usage: str = "") -> T:
+def decode_json(decode: Callable[[Any], T], body: bytes | memoryview, what: str,
+                usage: str = "") -> T:
     """``decode(body)`` with a msgspec decoder; raises :class:`BadEnvelope` naming ``what``
     and, for a body of the wrong shape, ``usage``."""
     try:
@@ -133,15 +141,17 @@ def decode_json(decode: Callable[[bytes], T], body: bytes, what: str, usage: str
         raise BadEnvelope(f"{what} is nested too deeply") from None
 
 
-def decode_envelope(body: bytes) -> Envelope:
+def decode_envelope(body: bytes | memoryview) -> Envelope:
     """The call's arguments; raises :class:`BadEnvelope` saying what is wrong with ``body``."""
     envelope = decode_json(_decode_envelope, body, "request body", USAGE)
     if envelope.data is None and envelope.parameters is None:
         raise BadEnvelope(f"no arguments given. {USAGE}")
     if envelope.data is not None and envelope.parameters is not None:
         raise BadEnvelope('give either "data" or "parameters", not both')
-    # Nesting needs at least one bracket per level: most bodies are cleared by counting them.
-    if body.count(b"[") + body.count(b"{") > MAX_NESTING and nested_deeper_than(
+    # Nesting needs at least one bracket per level: most bodies are cleared by counting them
+    # (a worker's body is a view of its frame, which has no count(): a copy costs about as much).
+    text = body if isinstance(body, bytes) else bytes(body)
+    if text.count(b"[") + text.count(b"{") > MAX_NESTING and nested_deeper_than(
             MAX_NESTING - 1, envelope.data if envelope.parameters is None else envelope.parameters):
         raise BadEnvelope(f"the request body is nested more than {MAX_NESTING} levels deep; "
                           "send flatter arguments")

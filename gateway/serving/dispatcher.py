@@ -61,12 +61,13 @@ PER_CALL_OVERHEAD_MS = 0.02  # decode/encode around the user's function
 class PendingCall:
     """A call between submit and reply; ``worker`` is None while it waits in the queue."""
 
-    __slots__ = ("body", "future", "id", "pool", "timer", "worker")
+    __slots__ = ("body", "future", "id", "pool", "timer", "v2_json", "worker")
 
     def __init__(self, id: int, body: bytes, future: asyncio.Future[Reply],
-                 pool: VersionPool) -> None:
+                 pool: VersionPool, v2_json: int = -1) -> None:
         self.id = id
         self.body = body
+        self.v2_json = v2_json  # >= 0: a raw V2 request for a `tensors: numpy` version
         self.future = future
         self.pool = pool
         self.worker: WorkerLink | None = None
@@ -216,10 +217,12 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ calls
 
-    def submit(self, pool: VersionPool, body: bytes) -> asyncio.Future[Reply]:
-        """Queue one call for ``pool``; the future resolves with the worker's :class:`Reply`."""
+    def submit(self, pool: VersionPool, body: bytes, v2_json: int = -1
+               ) -> asyncio.Future[Reply]:
+        """Queue one call for ``pool``; the future resolves with the worker's :class:`Reply`.
+        ``v2_json``: see :class:`workers.wire.Call`."""
         future: asyncio.Future[Reply] = self._loop.create_future()
-        call = PendingCall(next(self._ids), body, future, pool)
+        call = PendingCall(next(self._ids), body, future, pool, v2_json)
         worker = pool.least_busy()
         if worker is not None:
             self._assign(worker, call)
@@ -240,7 +243,7 @@ class Dispatcher:
             if not self._dirty:
                 self._loop.call_soon(self._flush)
             self._dirty.append(worker)
-        worker.outbox.append(Call(call.id, call.body))
+        worker.outbox.append(Call(call.id, memoryview(call.body), call.v2_json))
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []

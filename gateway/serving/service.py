@@ -220,7 +220,7 @@ class Service:
             return routes, None
         return routes, self.tokens.authorize(authorization, routes.allowed, f"model `{name}`")
 
-    def submit(self, model: str, label: str, body: bytes
+    def submit(self, model: str, label: str, body: bytes, v2_json: int = -1
                ) -> tuple[Served, asyncio.Future[Reply]]:
         """Pick the version ``label`` names (``latest``, ``prod`` or a number) and hand it the
         call: the version, and the future of the worker's reply. Raises :class:`NotFound` when
@@ -228,12 +228,13 @@ class Service:
         unavailable) fails the future instead, so the caller still knows which version it was.
 
         Nothing awaits between the pick and the submit: a reload that swapped the routing table
-        is seen, and a retired pool never gets a new call."""
+        is seen, and a retired pool never gets a new call. ``v2_json``: see
+        :class:`workers.wire.Call`."""
         served = self.table.model(model).pick(label)
         dispatcher = self.dispatcher
         assert dispatcher is not None, "the service is not started"
         try:
-            return served, dispatcher.submit(served.pool, body)
+            return served, dispatcher.submit(served.pool, body, v2_json)
         except ModelgateError as exc:
             refused: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             refused.set_exception(exc)

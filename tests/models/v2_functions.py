@@ -28,3 +28,14 @@ def anything(*args, **kwargs):
 
 def fail(message):
     raise ValueError(message)
+
+
+def inspect_array(x, factor=1.0):
+    """What a ``tensors: numpy`` version is given: the type, shape, dtype and whether the array
+    views the received message (read-only) rather than a copy; and a sum to check the values."""
+    import numpy as np
+
+    return {"type": type(x).__name__, "shape": list(np.shape(x)),
+            "dtype": str(getattr(x, "dtype", "")),
+            "writeable": bool(getattr(getattr(x, "flags", None), "writeable", True)),
+            "sum": float(np.sum(x)) * factor}

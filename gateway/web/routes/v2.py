@@ -29,6 +29,7 @@ from gateway.errors import CallFailed, ModelgateError, NotFound
 from gateway.serving.routing import ModelRoutes, Served
 from gateway.serving.service import Service
 from gateway.tensors import InferRequest, InferResponse, call_body, outputs
+from gateway.web import raw_tensors
 from gateway.web.http import error_response, method_not_allowed, read_body, require_json
 from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented, hidden
@@ -201,9 +202,19 @@ async def infer(request: web.Request, rid: str) -> web.Response:
             and "Inference-Header-Content-Length" not in request.headers):
         require_json(request)
     raw = await read_body(request, service.deployment.gateway.max_body_bytes)
-    infer_request, body = await _converted(len(raw), call_body, raw,
-                                           request.headers.get("Inference-Header-Content-Length"))
-    served, replied = service.submit(name, _label(request), body)
+    header_length = request.headers.get("Inference-Header-Content-Length")
+    submitted = None
+    if raw_tensors.wanted(service, name, _label(request)):  # `tensors: numpy`: as it came
+        infer_request, json_length = await _converted(
+            raw_tensors.json_size(raw, header_length), raw_tensors.header, raw, header_length)
+        if raw_tensors.wanted(service, name, _label(request)):  # still (no reload meanwhile)
+            submitted = service.submit(name, _label(request), raw, json_length)
+    if submitted is not None:
+        served, replied = submitted
+    else:
+        infer_request, body = await _converted(
+            len(raw), call_body, raw, request.headers.get("Inference-Header-Content-Length"))
+        served, replied = service.submit(name, _label(request), body)
     request[SERVED_KEY] = served
     reply = await replied
     request[MODEL_MS_KEY] = reply.model_ms
