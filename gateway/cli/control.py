@@ -1,6 +1,6 @@
 """The command line's side of a running gateway: edit its file, audit, make it reload.
 
-``modelgate promote`` and friends edit the deployment file (:mod:`gateway.cli.edits`), append
+``modelgate promote`` and friends edit the deployment file (:mod:`gateway.edits`), append
 the action to the audit log, then make the gateway serving that file reload it: by SIGHUP to
 the process named in ``<config>.pid`` (which the gateway writes while it serves the file), or
 with ``--url`` through its admin API. With SIGHUP, the outcome is the gateway's ``reload`` or
@@ -24,7 +24,7 @@ import msgspec
 
 from gateway import audit
 from gateway.api import ErrorBody, ReloadReport
-from gateway.cli import edits
+from gateway import edits
 
 PathLike = str | os.PathLike[str]
 
@@ -35,24 +35,18 @@ def run_action(command: str, config: PathLike, url: str | None, wait: float,
     ``make_edit`` gets the audit log's path (rollback reads it). Returns the exit status."""
     path = Path(config).resolve()  # a symlink: the file it names is read, edited, reloaded
     try:
-        audit_log = edits.audit_log_of(edits.load_document(_read(path), str(path)), path)
-        change, text = edits.edit_file(path, make_edit(audit_log))
+        applied = edits.apply(path, make_edit, os_user())
     except edits.NothingToDo as exc:
         print(f"{exc}; the file is unchanged")
         return 0
     except edits.EditError as exc:
         print(f"modelgate {command}: {exc}", file=sys.stderr)
         return 1
-    digest = audit.config_sha256(text)
-    print(f"{path}: {change.summary()}")
-    try:
-        audit.append(audit_log, audit.AuditLine(
-            time=audit.now(), actor=os_user(), action=change.action, model=change.model,
-            version=change.version, before=change.before, after=change.after,
-            details=change.summary(), config_sha256=digest, snapshot=change.snapshot))
-    except OSError as exc:
-        print(f"modelgate: warning: cannot append to the audit log {audit_log}: "
-              f"{exc.strerror} (rollback relies on it)", file=sys.stderr)
+    print(f"{path}: {applied.change.summary()}")
+    if applied.audit_problem is not None:
+        print(f"modelgate: warning: {applied.audit_problem} (rollback relies on it)",
+              file=sys.stderr)
+    audit_log, digest = applied.audit_log, applied.digest
     return _reload(path, audit_log, digest, url, wait)
 
 

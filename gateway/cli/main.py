@@ -73,7 +73,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.promote(args.model, args.version))
@@ -81,7 +82,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from gateway import audit
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.rollback(args.model,
@@ -89,7 +91,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _unpublish(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.unpublish(args.model, args.version)
@@ -97,7 +100,8 @@ def _unpublish(args: argparse.Namespace) -> int:
 
 
 def _republish(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.republish(args.model, args.version,
@@ -111,7 +115,8 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.publish(

@@ -25,7 +25,8 @@ from aiohttp import web
 
 from gateway import __version__, logs
 from gateway.audit import AuditLine, config_sha256, now
-from gateway.cli import control, edits
+from gateway import edits
+from gateway.cli import control
 from gateway.config import ConfigError, Deployment, load
 from gateway.environments import build_all
 from gateway.serving.dispatcher import VersionPool

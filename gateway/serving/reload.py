@@ -30,7 +30,7 @@ from gateway.serving.service import ReloadError, Service
 from gateway.snapshots import prepare
 
 # Writes the snapshots taken of versions that had none into the config file (see
-# gateway.cli.edits.record_snapshots): (path, {(model, n): snapshot}, {(model, n): script}).
+# gateway.edits.record_snapshots): (path, {(model, n): snapshot}, {(model, n): script}).
 RecordSnapshots = Callable[[str, dict[tuple[str, int], str], dict[tuple[str, int], str]], object]
 
 log = structlog.get_logger("modelgate.admin")
