@@ -38,6 +38,10 @@ class PayloadTooLarge(ModelgateError):
     status, type = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(ModelgateError):
+    status, type = 415, "unsupported_media_type"
+
+
 class Overloaded(ModelgateError):
     status, type = 503, "overloaded"
     headers = {"Retry-After": "1"}

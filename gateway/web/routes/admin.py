@@ -1,4 +1,7 @@
-"""The admin API (SPEC §6): ``POST /admin/reload`` and ``GET /admin/audit``.
+"""The admin API (SPEC §6): ``POST /admin/reload``, ``GET /admin/audit``, and publishing:
+``POST /admin/models/{model}/versions`` (a tar.gz project), ``.../promote``, ``.../rollback``,
+``.../versions/{n}/unpublish`` and ``GET .../versions`` (see
+:mod:`gateway.serving.publishing`).
 
 It answers admin tokens only (``admin: true`` in the config): 401 without a known token, 403 for
 a token that is not an admin. A reload is :class:`gateway.serving.reload.Reloader`'s, the same
@@ -8,13 +11,16 @@ that SIGHUP runs.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 
 import msgspec
 from aiohttp import web
 
-from gateway import audit
+from gateway import audit, edits
 from gateway.api import ReloadReport
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.serving import publishing
+from gateway.serving.publishing import ActionResult, VersionList
 from gateway.web.keys import RELOADER, SERVICE
 from gateway.web.openapi import documented
 
@@ -58,6 +64,122 @@ async def audit_handler(request: web.Request) -> web.Response:
                         headers={**_JSON, "Cache-Control": "no-store"})
 
 
+class Promotion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    version: int
+
+
+GZIP_TYPES = ("application/gzip", "application/x-gzip")
+SPOOL_BYTES = 8 * 1024 * 1024  # a larger archive waits in a temporary file, not in memory
+_decode_promotion = msgspec.json.Decoder(Promotion).decode
+
+
+@documented("Publish the next version of a model from a tar.gz of its project (body: "
+            "application/gzip; query: script, function, language, workers); 201 once it "
+            "serves", "admin", response=ActionResult, status=201,
+            errors=(400, 401, 403, 404, 409, 413, 415, 422, 500), auth=True)
+async def publish_handler(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    name = request.match_info["model"]
+    reloader = request.app[RELOADER]
+    publishing.known_model(reloader.service.deployment, name)
+    publishing.writable(reloader.service.deployment)
+    query = request.query
+    script, function = query.get("script"), query.get("function")
+    if not script or not function:
+        raise BadRequest("the query must name the script (its path in the archive) and the "
+                         "function: ?script=src/predict.py&function=predict")
+    workers = _whole(query.get("workers"), "workers") if "workers" in query else None
+    if request.content_type not in GZIP_TYPES:
+        raise UnsupportedMediaType(f"send the project as a tar.gz archive with Content-Type: "
+                                   f"application/gzip, not {request.content_type or 'none'}")
+    limit = reloader.service.deployment.gateway.publish_max_bytes
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as archive:
+        await _receive(request, archive, limit)
+        archive.seek(0)
+        result = await publishing.publish(reloader, name, archive, script=script,
+                                          function=function, language=query.get("language"),
+                                          workers=workers, actor=actor)
+    return _answer(result, 201)
+
+
+@documented("Send production traffic to a version (body: {\"version\": N})", "admin",
+            request=Promotion, response=ActionResult, errors=(400, 401, 403, 404, 409, 415),
+            auth=True)
+async def promote_handler(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    name = request.match_info["model"]
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType('send {"version": N} with Content-Type: application/json')
+    try:
+        n = _decode_promotion(await request.read()).version
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f'the body must be {{"version": N}}: {exc}') from None
+    result = await publishing.act(request.app[RELOADER], name,
+                                  lambda _: edits.promote(name, n), actor)
+    return _answer(result)
+
+
+@documented("Promote again the version promoted before the current one", "admin",
+            response=ActionResult, errors=(401, 403, 404, 409), auth=True)
+async def rollback_handler(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    name = request.match_info["model"]
+    result = await publishing.act(
+        request.app[RELOADER], name,
+        lambda audit_log: edits.rollback(name, audit.read_from(audit_log)), actor)
+    return _answer(result)
+
+
+@documented("Stop serving a version (404 afterwards)", "admin", response=ActionResult,
+            errors=(400, 401, 403, 404, 409), auth=True)
+async def unpublish_handler(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    name = request.match_info["model"]
+    n = _whole(request.match_info["n"], "the version")
+    result = await publishing.act(request.app[RELOADER], name,
+                                  lambda _: edits.unpublish(name, n), actor)
+    return _answer(result)
+
+
+@documented("A model's versions: number, snapshot, function, created, actor, state, and "
+            "which takes production traffic", "admin", response=VersionList,
+            errors=(401, 403, 404), auth=True)
+async def versions_handler(request: web.Request) -> web.Response:
+    _admin(request)
+    listed = await asyncio.to_thread(publishing.versions, request.app[RELOADER],
+                                     request.match_info["model"])
+    return web.Response(body=_encode(listed), headers={**_JSON, "Cache-Control": "no-store"})
+
+
+async def _receive(request: web.Request, archive: tempfile.SpooledTemporaryFile[bytes],
+                   limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the archive has {request.content_length} bytes; the limit is "
+                              f"{limit} (gateway.publish_max_bytes)")
+    received = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"the archive is over the limit of {limit} bytes "
+                                  "(gateway.publish_max_bytes)")
+        archive.write(chunk)
+    if not received:
+        raise BadRequest("the body is empty; send the project as a tar.gz archive "
+                         "(`tar -czf - -C PROJECT .`)")
+
+
+def _answer(result: ActionResult, status: int = 200) -> web.Response:
+    return web.Response(body=_encode(result), status=status if result.changed else 200,
+                        headers=_JSON)
+
+
+def _whole(given: str | None, what: str) -> int:
+    try:
+        return int(given or "")
+    except ValueError:
+        raise BadRequest(f"{what} must be a whole number, not {given!r}") from None
+
+
 def _limit(given: str | None) -> int:
     if given is None:
         return AUDIT_LIMIT_DEFAULT
@@ -73,3 +195,8 @@ def _limit(given: str | None) -> int:
 def install(app: web.Application) -> None:
     app.router.add_post("/admin/reload", reload_handler)
     app.router.add_get("/admin/audit", audit_handler)
+    app.router.add_post("/admin/models/{model}/versions", publish_handler)
+    app.router.add_get("/admin/models/{model}/versions", versions_handler)
+    app.router.add_post("/admin/models/{model}/promote", promote_handler)
+    app.router.add_post("/admin/models/{model}/rollback", rollback_handler)
+    app.router.add_post("/admin/models/{model}/versions/{n}/unpublish", unpublish_handler)
