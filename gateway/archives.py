@@ -52,8 +52,8 @@ def unpack(archive: IO[bytes], target: Path, max_bytes: int) -> int:
     """Unpack the tar.gz ``archive`` into the empty directory ``target``; returns the number of
     files. Raises :class:`ArchiveError` (or :class:`TooLarge`)."""
     # A tar stream has 512-byte headers and padding on top of its files: allow for them.
-    stream = _Bounded(gzip.GzipFile(fileobj=archive, mode="rb"), max_bytes + max_bytes // 8
-                      + 64 * 1024)
+    unzipped: IO[bytes] = gzip.GzipFile(fileobj=archive, mode="rb")  # type: ignore[assignment]
+    stream = _Bounded(unzipped, max_bytes + max_bytes // 8 + 64 * 1024)
     root = target.resolve()
     files = total = 0
     try:

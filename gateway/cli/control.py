@@ -22,9 +22,8 @@ from pathlib import Path
 
 import msgspec
 
-from gateway import audit
+from gateway import audit, edits
 from gateway.api import ErrorBody, ReloadReport
-from gateway import edits
 
 PathLike = str | os.PathLike[str]
 

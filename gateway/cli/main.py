@@ -81,8 +81,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from gateway import audit
-    from gateway import edits
+    from gateway import audit, edits
     from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,

@@ -23,9 +23,8 @@ import structlog
 import uvloop
 from aiohttp import web
 
-from gateway import __version__, logs
+from gateway import __version__, edits, logs
 from gateway.audit import AuditLine, config_sha256, now
-from gateway import edits
 from gateway.cli import control
 from gateway.config import ConfigError, Deployment, load
 from gateway.environments import build_all

@@ -27,24 +27,29 @@ import msgspec
 
 from gateway import archives, audit, edits, snapshots
 from gateway.config import Deployment, Model, Version, function_problem
-from gateway.errors import BadRequest, ModelgateError, NotFound, PayloadTooLarge
+from gateway.errors import (
+    BadRequest,
+    ModelgateError,
+    NotFound,
+    PayloadTooLarge,
+)
 from gateway.serving.reload import BadConfig, Reloader, ReloadFailed
 
 
-class ConfigReadOnly(ModelgateError):
-    status, type = 409, "config_read_only"
+def config_read_only(message: str) -> ModelgateError:
+    return ModelgateError(message, 409, "config_read_only")
 
 
-class Conflict(ModelgateError):
-    status, type = 409, "conflict"
+def conflict(message: str) -> ModelgateError:
+    return ModelgateError(message, 409, "conflict")
 
 
-class VersionFailed(ModelgateError):
-    status, type = 422, "version_failed"
+def version_failed(message: str) -> ModelgateError:
+    return ModelgateError(message, 422, "version_failed")
 
 
-class BadArchive(ModelgateError):
-    status, type = 400, "bad_archive"
+def bad_archive(message: str) -> ModelgateError:
+    return ModelgateError(message, 400, "bad_archive")
 
 
 class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,7 +95,7 @@ def known_model(deployment: Deployment, model: str) -> None:
 def writable(deployment: Deployment) -> None:
     problem = edits.read_only_problem(deployment.path)
     if problem is not None:
-        raise ConfigReadOnly(problem)
+        raise config_read_only(problem)
 
 
 async def act(reloader: Reloader, model: str, make_edit: Callable[[Path], edits.Edit],
@@ -154,7 +159,7 @@ async def publish(reloader: Reloader, model: str, archive: IO[bytes], *, script:
                                     lambda _: edits.withdraw(model, n, snapshot), actor, reason)
         except (edits.EditError, edits.NothingToDo):
             pass
-        raise VersionFailed(f"{reason}. Fix the project (the script must load and define "
+        raise version_failed(f"{reason}. Fix the project (the script must load and define "
                             "the function) and publish again") from None
     return _result(reloader, applied.change)
 
@@ -203,12 +208,12 @@ def _snapshot_of_archive(deployment: Deployment, archive: IO[bytes],
         except archives.TooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None
         except archives.ArchiveError as exc:
-            raise BadArchive(f"the archive was refused, nothing was published: {exc}") from None
+            raise bad_archive(f"the archive was refused, nothing was published: {exc}") from None
         check(scratch)
         try:
             return snapshots.store_of(deployment).take(scratch, limit)
         except snapshots.SnapshotError as exc:
-            raise BadArchive(f"the archive was refused, nothing was published: "
+            raise bad_archive(f"the archive was refused, nothing was published: "
                              f"{str(exc).replace(str(scratch), 'the archive')}") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -224,13 +229,13 @@ def _check_script(root: Path, script: str, function: str, language: str | None) 
     """The script is in the archive and defines the function (the config's static look)."""
     path = root / script
     if not path.is_file():
-        raise VersionFailed(f"the archive holds no file {script}; name the script by its path "
+        raise version_failed(f"the archive holds no file {script}; name the script by its path "
                             "in the archive (script=src/predict.py); nothing was published")
     lang: Literal["python", "r"] = (language if language in ("python", "r")  # type: ignore[assignment]
                                     else "r" if path.suffix in (".R", ".r") else "python")
     problem = function_problem(path, Version(language=lang, script=script, function=function))
     if problem is not None:
-        raise VersionFailed(f"{problem}; nothing was published")
+        raise version_failed(f"{problem}; nothing was published")
 
 
 def _script_name(deployment: Deployment, model: Model, version: Version) -> str:
@@ -243,8 +248,8 @@ def _refused(exc: edits.EditError, publishing: bool = False) -> ModelgateError:
     if isinstance(exc, edits.UnknownTarget):
         return NotFound(str(exc))
     if publishing:
-        return VersionFailed(f"nothing was published: {exc}")
-    return Conflict(str(exc))
+        return version_failed(f"nothing was published: {exc}")
+    return conflict(str(exc))
 
 
 def _result(reloader: Reloader, change: edits.Change) -> ActionResult:
