@@ -7,7 +7,7 @@ importing the server. Every body the gateway writes is described by its own Stru
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -59,3 +59,36 @@ class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
     stopped: list[str]
     production: dict[str, int]
     needs_restart: list[str] = []
+
+
+class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What an action did: ``changed`` false when the file already said so."""
+
+    model: str
+    action: str
+    version: int | None
+    production_before: int | None
+    production: int | None
+    changed: bool
+    message: str
+    model_version: str | None = None  # the version acted on, where it is served
+    snapshot: str | None = None
+
+
+class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    snapshot: str | None
+    language: str
+    script: str
+    function: str
+    created: str | None  # when it was published (the audit log), None when it does not say
+    actor: str | None
+    state: Literal["serving", "starting", "failing", "unpublished"]
+    production: bool  # what labels/prod serves
+    model_version: str | None
+
+
+class VersionList(msgspec.Struct, frozen=True):
+    model: str
+    production: int | None
+    versions: list[VersionInfo]

@@ -23,9 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Literal
 
-import msgspec
-
 from gateway import archives, audit, edits, snapshots
+from gateway.api import ActionResult, VersionInfo, VersionList
 from gateway.config import Deployment, Model, Version, function_problem
 from gateway.errors import (
     BadRequest,
@@ -50,39 +49,6 @@ def version_failed(message: str) -> ModelgateError:
 
 def bad_archive(message: str) -> ModelgateError:
     return ModelgateError(message, 400, "bad_archive")
-
-
-class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What an action did: ``changed`` false when the file already said so."""
-
-    model: str
-    action: str
-    version: int | None
-    production_before: int | None
-    production: int | None
-    changed: bool
-    message: str
-    model_version: str | None = None  # the version acted on, where it is served
-    snapshot: str | None = None
-
-
-class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
-    number: int
-    snapshot: str | None
-    language: str
-    script: str
-    function: str
-    created: str | None  # when it was published (the audit log), None when it does not say
-    actor: str | None
-    state: Literal["serving", "starting", "failing", "unpublished"]
-    production: bool  # what labels/prod serves
-    model_version: str | None
-
-
-class VersionList(msgspec.Struct, frozen=True):
-    model: str
-    production: int | None
-    versions: list[VersionInfo]
 
 
 def known_model(deployment: Deployment, model: str) -> None:

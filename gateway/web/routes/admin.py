@@ -17,10 +17,9 @@ import msgspec
 from aiohttp import web
 
 from gateway import audit, edits
-from gateway.api import ReloadReport
+from gateway.api import ActionResult, ReloadReport, VersionList
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.serving import publishing
-from gateway.serving.publishing import ActionResult, VersionList
 from gateway.web.keys import RELOADER, SERVICE
 from gateway.web.openapi import documented
 
