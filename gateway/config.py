@@ -125,6 +125,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state_dir: str = ".modelgate"  # snapshots and environments (relative: beside this file)
     snapshot_max_bytes: int = 4 * 1024**3  # the most a project's snapshot may hold
     publish_max_bytes: int = 512 * 1024**2  # the most a published tar.gz may hold, compressed
+    worker_log_lines: int = 1000  # the last worker log lines kept per version (admin API)
     gc_keep_days: float = 30.0  # `modelgate gc` keeps what the audit log named this recently
 
 

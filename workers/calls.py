@@ -15,6 +15,16 @@ from workers.wire import BadEnvelope, Call, CallError, Envelope, Reply, decode_e
 NOT_RUN_MS = -1.0  # the model time of a call whose function never ran (not measured)
 
 
+class Running:
+    """The request a worker is running, for its log lines (see
+    :func:`workers.supervisor.configure_logging`): one attribute set per call, no lookup."""
+
+    request_id: str | None = None
+
+
+RUNNING = Running()
+
+
 def parse(call: Call) -> Envelope | Reply:
     """The call's arguments, or the 400 reply that says what is wrong with its body."""
     try:
@@ -35,8 +45,11 @@ def answer(runner: Runner, call: Call) -> Reply:
     parsed = parse(call)
     if isinstance(parsed, Reply):
         return parsed
+    RUNNING.request_id = call.request_id
     try:
         result, model_ms = runner.call(parsed.parameters, parsed.data)
     except (BadArguments, ModelFailure) as exc:
         return failure_reply(call.id, exc)
+    finally:
+        RUNNING.request_id = None
     return Reply(call.id, model_ms, result)

@@ -36,10 +36,12 @@ class Ready(msgspec.Struct, array_like=True, tag="ready", frozen=True):
 
 
 class Call(msgspec.Struct, array_like=True, frozen=True):
-    """One call: ``body`` is the client's JSON request body, untouched."""
+    """One call: ``body`` is the client's JSON request body, untouched; ``request_id`` names
+    it in the worker's log lines."""
 
     id: int
     body: bytes
+    request_id: str = ""
 
 
 class Calls(msgspec.Struct, array_like=True, tag="calls", frozen=True):

@@ -55,5 +55,5 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
         curve = {"curve_public_key": public.decode(), "curve_secret_key": secret.decode(),
                  "curve_server_key": server.decode()}
     spec = msgspec.structs.replace(spec, workers=workers or max(1, spec.workers), **curve)
-    configure_logging(json_logs)
+    configure_logging(json_logs, spec)
     return run_supervisor(spec, StatusLog())

@@ -59,12 +59,13 @@ PER_CALL_OVERHEAD_MS = 0.02  # decode/encode around the user's function
 class PendingCall:
     """A call between submit and reply; ``worker`` is None while it waits in the queue."""
 
-    __slots__ = ("body", "future", "id", "pool", "timer", "worker")
+    __slots__ = ("body", "future", "id", "pool", "request_id", "timer", "worker")
 
     def __init__(self, id: int, body: bytes, future: asyncio.Future[Reply],
-                 pool: VersionPool) -> None:
+                 pool: VersionPool, request_id: str = "") -> None:
         self.id = id
         self.body = body
+        self.request_id = request_id
         self.future = future
         self.pool = pool
         self.worker: WorkerLink | None = None
@@ -207,10 +208,11 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ calls
 
-    def submit(self, pool: VersionPool, body: bytes) -> asyncio.Future[Reply]:
+    def submit(self, pool: VersionPool, body: bytes,
+               request_id: str = "") -> asyncio.Future[Reply]:
         """Queue one call for ``pool``; the future resolves with the worker's :class:`Reply`."""
         future: asyncio.Future[Reply] = self._loop.create_future()
-        call = PendingCall(next(self._ids), body, future, pool)
+        call = PendingCall(next(self._ids), body, future, pool, request_id)
         worker = pool.least_busy()
         if worker is not None:
             self._assign(worker, call)
@@ -231,7 +233,7 @@ class Dispatcher:
             if not self._dirty:
                 self._loop.call_soon(self._flush)
             self._dirty.append(worker)
-        worker.outbox.append(Call(call.id, call.body))
+        worker.outbox.append(Call(call.id, call.body, call.request_id))
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []

@@ -285,7 +285,7 @@ class AsyncRunner:
         delay = 0.05
         while True:  # a full pool queue is a reason to wait, not to fail
             try:
-                served, replied = self.service.submit(model, "prod", body)
+                served, replied = self.service.submit(model, "prod", body, pid)
             except ModelgateError as exc:  # the model is gone
                 return None, None, PredictionError(exc.type, exc.message)
             refused = replied.exception() if replied.done() else None

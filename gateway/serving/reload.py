@@ -38,7 +38,7 @@ log = structlog.get_logger("modelgate.admin")
 # Read once at start: the socket, aiohttp's body limit, the routes' request log, the HTTP
 # drain, the remote workers' socket and keys, the async predictions' database.
 START_ONLY = ("listen", "max_body_bytes", "access_log", "drain_timeout_s", "workers_listen",
-              "workers_curve", "async_db")
+              "workers_curve", "async_db", "worker_log_lines")
 
 
 class BadConfig(ModelgateError):

@@ -27,6 +27,7 @@ from gateway.serving.dispatcher import Dispatcher, VersionPool
 from gateway.serving.remote import RemoteListener
 from gateway.serving.routing import ModelRoutes, RoutingTable, Served, model_routes
 from gateway.serving.supervisor_process import SupervisorProcess
+from gateway.serving.worker_logs import WorkerLogs
 from gateway.snapshots import prepare, script_in_snapshot, store_of
 from gateway.versions import version_id
 from workers.wire import PoolSpec, Reply
@@ -56,6 +57,8 @@ class Service:
         self.table = RoutingTable({})
         self.remote: RemoteListener | None = None
         self.environments: dict[tuple[str, int], Environment] = {}  # versions' own venvs
+        # the last lines of each version's workers (gateway.worker_log_lines, read at start)
+        self.worker_logs = WorkerLogs(deployment.gateway.worker_log_lines)
         self.unrouted: dict[int, int] = {}  # calls naming no served model or version, by status
         self._reloading = asyncio.Lock()
 
@@ -146,7 +149,8 @@ class Service:
                     timeout_s=timeout_s, max_queue=max_queue, expected_workers=version.workers,
                     batch_size=version.batch.max_size if version.batch else 0,
                 )
-                planned[key] = SupervisorProcess(spec, pool, self.dispatcher)
+                planned[key] = SupervisorProcess(spec, pool, self.dispatcher,
+                                                 self.worker_logs)
         return planned
 
     @staticmethod
@@ -218,7 +222,7 @@ class Service:
             return routes, None
         return routes, self.tokens.authorize(authorization, routes.allowed, f"model `{name}`")
 
-    def submit(self, model: str, label: str, body: bytes
+    def submit(self, model: str, label: str, body: bytes, request_id: str = ""
                ) -> tuple[Served, asyncio.Future[Reply]]:
         """Pick the version ``label`` names (``latest``, ``prod`` or a number) and hand it the
         call: the version, and the future of the worker's reply. Raises :class:`NotFound` when
@@ -231,7 +235,7 @@ class Service:
         dispatcher = self.dispatcher
         assert dispatcher is not None, "the service is not started"
         try:
-            return served, dispatcher.submit(served.pool, body)
+            return served, dispatcher.submit(served.pool, body, request_id)
         except ModelgateError as exc:
             refused: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             refused.set_exception(exc)

@@ -20,6 +20,7 @@ from gateway import audit, edits
 from gateway.api import ActionResult, ReloadReport, VersionList
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.serving import publishing
+from gateway.serving.worker_logs import LogLine
 from gateway.web.keys import RELOADER, SERVICE
 from gateway.web.openapi import documented
 
@@ -150,6 +151,33 @@ async def versions_handler(request: web.Request) -> web.Response:
     return web.Response(body=_encode(listed), headers={**_JSON, "Cache-Control": "no-store"})
 
 
+class LogPage(msgspec.Struct, frozen=True):
+    """``next``: pass it as ``since`` to get only the lines that came after these."""
+
+    lines: list[LogLine]
+    next: int
+
+
+@documented("The last worker log lines of a model (query: since, a sequence number from "
+            "`next` or an ISO time; version; limit 1-1000)", "admin", response=LogPage,
+            errors=(400, 401, 403, 404), auth=True)
+async def logs_handler(request: web.Request) -> web.Response:
+    _admin(request)
+    service = request.app[SERVICE]
+    name = request.match_info["model"]
+    publishing.known_model(service.deployment, name)
+    query = request.query
+    given = query.get("since")
+    since: int | str | None = given
+    if given is not None and given.isascii() and given.isdigit():
+        since = int(given)
+    version = _whole(query["version"], "version") if "version" in query else None
+    lines = service.worker_logs.lines(name, since, version, _limit(query.get("limit")))
+    after = lines[-1].seq if lines else (since if isinstance(since, int) else 0)
+    return web.Response(body=_encode(LogPage(lines, after)),
+                        headers={**_JSON, "Cache-Control": "no-store"})
+
+
 async def _receive(request: web.Request, archive: tempfile.SpooledTemporaryFile[bytes],
                    limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
@@ -196,6 +224,7 @@ def install(app: web.Application) -> None:
     app.router.add_get("/admin/audit", audit_handler)
     app.router.add_post("/admin/models/{model}/versions", publish_handler)
     app.router.add_get("/admin/models/{model}/versions", versions_handler)
+    app.router.add_get("/admin/models/{model}/logs", logs_handler)
     app.router.add_post("/admin/models/{model}/promote", promote_handler)
     app.router.add_post("/admin/models/{model}/rollback", rollback_handler)
     app.router.add_post("/admin/models/{model}/versions/{n}/unpublish", unpublish_handler)

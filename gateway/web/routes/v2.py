@@ -198,7 +198,7 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     raw = await read_body(request, service.deployment.gateway.max_body_bytes)
     infer_request, body = await _converted(len(raw), call_body, raw,
                                            request.headers.get("Inference-Header-Content-Length"))
-    served, replied = service.submit(name, _label(request), body)
+    served, replied = service.submit(name, _label(request), body, request[REQUEST_ID])
     request[SERVED_KEY] = served
     reply = await replied
     request[MODEL_MS_KEY] = reply.model_ms
