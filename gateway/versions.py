@@ -4,6 +4,7 @@ computes, and nothing that depends on the machine (no absolute path)."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import msgspec
 
@@ -19,7 +20,9 @@ class Identity(msgspec.Struct, array_like=True, frozen=True):
     script: str
     function: str
     language: str
-    options: Version  # the version's options, with the fields above blanked
+    options: dict[str, Any]  # the version's options, with the fields above blanked (and
+    # async_timeout_s left out: a limit on waiting, not what the version computes; a map of
+    # the same keys in the same order encodes as the Struct did, so ids did not change)
     env: list[tuple[str, str]]
     environment_lock: str
 
@@ -35,8 +38,10 @@ def version_id(deployment: Deployment, name: str, model: Model, version: Version
                                             "version has no snapshot of its project yet"])
     script = deployment.script_path(version).relative_to(
         deployment.project_path(model, version)).as_posix()
-    options = msgspec.structs.replace(version, unpublished=False, script="", project=None,
-                                      snapshot=None, function="", environment=None)
+    options = msgspec.structs.asdict(msgspec.structs.replace(
+        version, unpublished=False, script="", project=None, snapshot=None, function="",
+        environment=None))
+    del options["async_timeout_s"]
     identity = Identity(model=name, snapshot=version.snapshot, script=script,
                         function=version.function, language=version.language, options=options,
                         env=sorted(model.env.items()), environment_lock=environment_lock)

@@ -59,13 +59,14 @@ PER_CALL_OVERHEAD_MS = 0.02  # decode/encode around the user's function
 class PendingCall:
     """A call between submit and reply; ``worker`` is None while it waits in the queue."""
 
-    __slots__ = ("body", "future", "id", "pool", "request_id", "timer", "worker")
+    __slots__ = ("body", "future", "id", "pool", "request_id", "timeout_s", "timer", "worker")
 
     def __init__(self, id: int, body: bytes, future: asyncio.Future[Reply],
                  pool: VersionPool, request_id: str = "") -> None:
         self.id = id
         self.body = body
         self.request_id = request_id
+        self.timeout_s = pool.timeout_s
         self.future = future
         self.pool = pool
         self.worker: WorkerLink | None = None
@@ -208,9 +209,10 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ calls
 
-    def submit(self, pool: VersionPool, body: bytes,
-               request_id: str = "") -> asyncio.Future[Reply]:
-        """Queue one call for ``pool``; the future resolves with the worker's :class:`Reply`."""
+    def submit(self, pool: VersionPool, body: bytes, request_id: str = "",
+               timeout_s: float | None = None) -> asyncio.Future[Reply]:
+        """Queue one call for ``pool``; the future resolves with the worker's :class:`Reply`.
+        ``timeout_s``: its own limit (an async prediction's), instead of the pool's."""
         future: asyncio.Future[Reply] = self._loop.create_future()
         call = PendingCall(next(self._ids), body, future, pool, request_id)
         worker = pool.least_busy()
@@ -223,7 +225,9 @@ class Dispatcher:
                              f"({len(pool.waiting)} calls waiting); retry shortly")
         else:
             pool.waiting.append(call)
-        call.timer = self._loop.call_later(pool.timeout_s, self._expire, call)
+        if timeout_s is not None:
+            call.timeout_s = timeout_s
+        call.timer = self._loop.call_later(call.timeout_s, self._expire, call)
         return future
 
     def _assign(self, worker: WorkerLink, call: PendingCall) -> None:
@@ -256,7 +260,7 @@ class Dispatcher:
         if call.future.done():
             return
         pool = call.pool
-        message = f"{pool.model} v{pool.version} did not answer within {pool.timeout_s:g} s"
+        message = f"{pool.model} v{pool.version} did not answer within {call.timeout_s:g} s"
         worker = call.worker
         if worker is None:  # still queued: fail it, never send it
             pool.waiting.remove(call)

@@ -222,20 +222,23 @@ class Service:
             return routes, None
         return routes, self.tokens.authorize(authorization, routes.allowed, f"model `{name}`")
 
-    def submit(self, model: str, label: str, body: bytes, request_id: str = ""
-               ) -> tuple[Served, asyncio.Future[Reply]]:
+    def submit(self, model: str, label: str, body: bytes, request_id: str = "",
+               asynchronous: bool = False) -> tuple[Served, asyncio.Future[Reply]]:
         """Pick the version ``label`` names (``latest``, ``prod`` or a number) and hand it the
         call: the version, and the future of the worker's reply. Raises :class:`NotFound` when
         there is no such version; a pool that refuses the call (its queue is full, or it is
         unavailable) fails the future instead, so the caller still knows which version it was.
 
         Nothing awaits between the pick and the submit: a reload that swapped the routing table
-        is seen, and a retired pool never gets a new call."""
+        is seen, and a retired pool never gets a new call. ``asynchronous``: an async
+        prediction, limited by ``async_timeout_s`` rather than ``timeout_s``."""
         served = self.table.model(model).pick(label)
         dispatcher = self.dispatcher
         assert dispatcher is not None, "the service is not started"
         try:
-            return served, dispatcher.submit(served.pool, body, request_id)
+            timeout_s = (async_timeout(self.deployment, model, served.number)
+                         if asynchronous else None)
+            return served, dispatcher.submit(served.pool, body, request_id, timeout_s)
         except ModelgateError as exc:
             refused: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             refused.set_exception(exc)
@@ -305,6 +308,12 @@ def _limits(deployment: Deployment, name: str, n: int) -> tuple[float, int]:
     version, settings = deployment.models[name].versions[n], deployment.gateway
     return (version.timeout_s or settings.request_timeout_s,
             version.max_queue or settings.max_queue)
+
+
+def async_timeout(deployment: Deployment, name: str, n: int) -> float:
+    """An async prediction's limit on version ``n``: its ``async_timeout_s``, or the gateway's."""
+    version = deployment.models[name].versions[n]
+    return version.async_timeout_s or deployment.gateway.async_timeout_s
 
 
 def _label(process: SupervisorProcess) -> str:
