@@ -20,6 +20,7 @@ from gateway import audit, edits
 from gateway.api import ActionResult, ReloadReport, VersionList
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.serving import publishing
+from gateway.serving.stats import BOUNDS_S
 from gateway.serving.worker_logs import LogLine
 from gateway.web.keys import RELOADER, SERVICE
 from gateway.web.openapi import documented
@@ -178,6 +179,46 @@ async def logs_handler(request: web.Request) -> web.Response:
                         headers={**_JSON, "Cache-Control": "no-store"})
 
 
+class VersionLoad(msgspec.Struct, frozen=True):
+    """One version's counters since it was first served (the page diffs two readings for a
+    live rate and percentiles): calls by outcome, and the latency histogram's buckets (each
+    bucket's count, not cumulative; the last one is past the last bound)."""
+
+    version: int
+    requests: int
+    errors: int  # answered 5xx
+    client_errors: int  # answered 4xx
+    latency_buckets: list[int]
+
+
+class ModelLoad(msgspec.Struct, frozen=True):
+    model: str
+    bounds_ms: list[float]
+    versions: list[VersionLoad]
+
+
+@documented("A model's per-version call counters and latency histograms, from the gateway's "
+            "own stats", "admin", response=ModelLoad, errors=(401, 403, 404), auth=True)
+async def load_handler(request: web.Request) -> web.Response:
+    _admin(request)
+    service = request.app[SERVICE]
+    name = request.match_info["model"]
+    publishing.known_model(service.deployment, name)
+    counted = service.dispatcher.stats if service.dispatcher is not None else {}
+    versions = []
+    for (model, n), stats in sorted(counted.items()):
+        if model != name:
+            continue
+        codes = stats.codes
+        versions.append(VersionLoad(
+            version=n, requests=sum(codes.values()),
+            errors=sum(c for status, c in codes.items() if status >= 500),
+            client_errors=sum(c for status, c in codes.items() if 400 <= status < 500),
+            latency_buckets=list(stats.latency)))
+    body = ModelLoad(name, [b * 1000.0 for b in BOUNDS_S], versions)
+    return web.Response(body=_encode(body), headers={**_JSON, "Cache-Control": "no-store"})
+
+
 async def _receive(request: web.Request, archive: tempfile.SpooledTemporaryFile[bytes],
                    limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
@@ -225,6 +266,7 @@ def install(app: web.Application) -> None:
     app.router.add_post("/admin/models/{model}/versions", publish_handler)
     app.router.add_get("/admin/models/{model}/versions", versions_handler)
     app.router.add_get("/admin/models/{model}/logs", logs_handler)
+    app.router.add_get("/admin/models/{model}/stats", load_handler)
     app.router.add_post("/admin/models/{model}/promote", promote_handler)
     app.router.add_post("/admin/models/{model}/rollback", rollback_handler)
     app.router.add_post("/admin/models/{model}/versions/{n}/unpublish", unpublish_handler)
