@@ -219,8 +219,12 @@ class Store:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(self._object(entry.sha256), target, entry.executable)
             for directory, _, _ in os.walk(building, topdown=False):
-                os.chmod(directory, 0o555)
+                if directory != str(building):
+                    os.chmod(directory, 0o555)
+            # a directory moves to another parent only while its owner may write it (its
+            # `..` changes), so the tree's own root is made read-only once in place
             os.rename(building, self.trees / _hex(snapshot))
+            os.chmod(self.trees / _hex(snapshot), 0o555)
         finally:
             if building.exists():
                 _remove_tree(building)

@@ -114,6 +114,29 @@ def test_an_unreadable_file_is_named():
         shutil.rmtree(directory)
 
 
+def test_a_user_that_is_not_root_takes_and_removes_snapshots():
+    """As the container's user: the tree is built aside, moved in place, then read-only (a
+    read-only directory cannot be moved to another parent by its non-root owner)."""
+    directory = world_readable_dir("modelgate-unprivileged-")
+    try:
+        p = project(directory)
+        for path in [directory, *directory.rglob("*")]:
+            path.chmod(0o777 if path.is_dir() else 0o666)
+
+        def take_and_remove():
+            store = Store(directory / "store")
+            snapshot = store.take(p, 10**9)
+            tree = store.tree(snapshot)
+            assert (tree / "predict.py").is_file() and not os.access(tree, os.W_OK)
+            assert store.take(p, 10**9) == snapshot  # again: nothing to build
+            store.remove(snapshot)
+            assert snapshot not in store.snapshots()
+
+        as_unprivileged(take_and_remove)
+    finally:
+        shutil.rmtree(directory)
+
+
 def deployment(tmp_path, **version):
     raw = {"models": {"m": {"access": {"public": True}, "versions": {1: {
         "language": "python", "script": "proj/predict.py", "function": "f", **version}}}}}
