@@ -7,7 +7,7 @@ importing the server. Every body the gateway writes is described by its own Stru
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -49,8 +49,9 @@ class CallResponse(msgspec.Struct, frozen=True):
 
 
 class ReloadRequest(msgspec.Struct, frozen=True):
-    """``POST /admin/reload``'s body: ``{}``. It carries nothing; its JSON Content-Type is what
-    a cross-site form cannot send, so a browser holding an admin's credentials cannot reload."""
+    """The body of ``POST /admin/reload``, ``/rollback`` and ``/unpublish``: ``{}``. It carries
+    nothing; its JSON Content-Type is what a cross-site form cannot send, so a browser holding
+    an admin's credentials cannot act."""
 
 
 class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,3 +65,36 @@ class ReloadReport(msgspec.Struct, frozen=True, kw_only=True):
     stopped: list[str]
     production: dict[str, int]
     needs_restart: list[str] = []
+
+
+class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What an action did: ``changed`` false when the file already said so."""
+
+    model: str
+    action: str
+    version: int | None
+    production_before: int | None
+    production: int | None
+    changed: bool
+    message: str
+    model_version: str | None = None  # the version acted on, where it is served
+    snapshot: str | None = None
+
+
+class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    snapshot: str | None
+    language: str
+    script: str
+    function: str
+    created: str | None  # when it was published (the audit log), None when it does not say
+    actor: str | None
+    state: Literal["serving", "starting", "failing", "unpublished"]
+    production: bool  # what labels/prod serves
+    model_version: str | None
+
+
+class VersionList(msgspec.Struct, frozen=True):
+    model: str
+    production: int | None
+    versions: list[VersionInfo]

@@ -52,6 +52,7 @@ class Version(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch: Batch | None = None
     # numpy: V2 inference calls reach the function as NumPy arrays, made in the worker
     tensors: Literal["lists", "numpy"] = "lists"
+    async_timeout_s: float | None = None  # an async prediction's limit; None: the gateway's
 
 
 class Access(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -153,8 +154,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     async_db: str = "async.sqlite3"  # async predictions' SQLite file (":memory:": not kept)
     async_result_ttl_s: float = 86400.0  # how long finished async predictions can be read
     async_max_queued: int = 10000  # async predictions waiting to run; more: 503 overloaded
+    async_timeout_s: float = 3600.0  # an async prediction's time limit (not timeout_s)
     state_dir: str = ".modelgate"  # snapshots and environments (relative: beside this file)
     snapshot_max_bytes: int = 4 * 1024**3  # the most a project's snapshot may hold
+    publish_max_bytes: int = 512 * 1024**2  # the most a published tar.gz may hold, compressed
+    worker_log_lines: int = 1000  # the last worker log lines kept per version (admin API)
     gc_keep_days: float = 30.0  # `modelgate gc` keeps what the audit log named this recently
     async_max_stored: int = 10000  # async predictions kept (queued or finished); more: 503
     async_max_bytes: int = 1024**3  # their bodies and results together; more: 503
@@ -432,6 +436,8 @@ def _version_problems(d: Deployment, where: str, n: int, v: Version,
         problems.append(f"{where}.batch: max_size must be 1 to 4096 and max_wait_ms >= 0")
     if v.timeout_s is not None and v.timeout_s <= 0:
         problems.append(f"{where}.timeout_s: must be positive")
+    if v.async_timeout_s is not None and v.async_timeout_s <= 0:
+        problems.append(f"{where}.async_timeout_s: must be positive")
     if v.snapshot is not None and not SNAPSHOT.match(v.snapshot):
         problems.append(f"{where}.snapshot: expected sha256: and 64 lowercase hex characters "
                         "(`modelgate publish` records it)")

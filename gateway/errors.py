@@ -8,9 +8,16 @@ class ModelgateError(Exception):
     type = "internal"
     headers: dict[str, str] = {}
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status: int | None = None, type: str | None = None
+                 ) -> None:
+        """``status`` and ``type``: an error of its own, without a class (stable ``type``s
+        are listed in docs/http-api.md)."""
         super().__init__(message)
         self.message = message
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
 
 
 class BadRequest(ModelgateError):
@@ -45,6 +52,8 @@ class PayloadTooLarge(ModelgateError):
 
 
 class UnsupportedMediaType(ModelgateError):
+    """A body of a type the route does not take (its message names the one it does)."""
+
     status, type = 415, "unsupported_media_type"
 
 

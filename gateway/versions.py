@@ -20,7 +20,9 @@ class Identity(msgspec.Struct, array_like=True, frozen=True):
     script: str
     function: str
     language: str
-    options: dict[str, Any]  # the version's options, with the fields above blanked
+    options: dict[str, Any]  # the version's options, with the fields above blanked (and
+    # async_timeout_s left out: a limit on waiting, not what the version computes; a map of
+    # the same keys in the same order encodes as the Struct did, so ids did not change)
     env: list[tuple[str, str]]
     environment_lock: str
 
@@ -41,6 +43,7 @@ def version_id(deployment: Deployment, name: str, model: Model, version: Version
         environment=None))
     if options["tensors"] == "lists":  # the default: ids from before the key existed still hold
         del options["tensors"]
+    del options["async_timeout_s"]
     identity = Identity(model=name, snapshot=version.snapshot, script=script,
                         function=version.function, language=version.language, options=options,
                         env=sorted(model.env.items()), environment_lock=environment_lock)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from workers.calls import failure_reply, parse
+from workers.calls import RUNNING, failure_reply, parse
 from workers.connection import GatewayConnection
 from workers.runners import Runner
 from workers.wire import Call, Envelope, PoolSpec, Reply
@@ -38,6 +38,8 @@ def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:
         groups.setdefault(shape, []).append((call, parsed))
     for group in groups.values():
         envelopes = [envelope for _, envelope in group]
+        # one call of the function answers them all: its log lines name every request
+        RUNNING.request_id = ",".join(call.request_id for call, _ in group)
         try:
             if envelopes[0].data is not None:
                 results, model_ms = runner.call_batch(None, [e.data or {} for e in envelopes])
@@ -48,6 +50,8 @@ def answer_batch(runner: Runner, calls: list[Call]) -> list[Reply]:
             for call, _ in group:
                 replies[call.id] = failure_reply(call.id, exc)
             continue
+        finally:
+            RUNNING.request_id = None
         for (call, _), result in zip(group, results):
             replies[call.id] = Reply(call.id, model_ms, result)
     return [replies[call.id] for call in calls]

@@ -21,6 +21,16 @@ NOT_RUN_MS = -1.0  # the model time of a call whose function never ran (not meas
 log = structlog.get_logger("modelgate.worker")
 
 
+class Running:
+    """The request a worker is running, for its log lines (see
+    :func:`workers.supervisor.configure_logging`): one attribute set per call, no lookup."""
+
+    request_id: str | None = None
+
+
+RUNNING = Running()
+
+
 def parse(call: Call) -> Envelope | Reply:
     """The call's arguments, or the 400 reply that says what is wrong with its body."""
     try:
@@ -59,8 +69,11 @@ def answer(runner: Runner, call: Call) -> Reply:
     parsed = parse(call)
     if isinstance(parsed, Reply):
         return parsed
+    RUNNING.request_id = call.request_id
     try:
         result, model_ms = runner.call(parsed.parameters, parsed.data)
     except Exception as exc:  # anything: see the module docstring
         return failure_reply(call.id, exc)
+    finally:
+        RUNNING.request_id = None
     return Reply(call.id, model_ms, result)

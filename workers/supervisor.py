@@ -18,6 +18,7 @@ as a JSON line on the status pipe (the original stdout; user prints go to stderr
 from __future__ import annotations
 
 import ctypes
+import io
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ import structlog
 import structlog.tracebacks
 from multiprocess.connection import wait
 
+from workers.calls import RUNNING
 from workers.errors import LoadError
 from workers.runners import Runner, load_runner
 from workers.wire import (
@@ -65,11 +67,17 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def configure_logging(json_logs: bool) -> None:
+def configure_logging(json_logs: bool, spec: PoolSpec | None = None) -> None:
+    """Log lines go to stderr. With ``spec`` (a pool's processes), every line names the model,
+    the version and the request being run (None between calls), and so does everything the
+    user's code writes: ``print`` and writes to ``sys.stdout``/``sys.stderr`` become ``print``
+    lines, Python ``logging`` records ``log`` lines and warnings ``warning`` lines."""
     renderer: Any = (structlog.processors.JSONRenderer() if json_logs
                      else structlog.dev.ConsoleRenderer())
+    context: list[Any] = [] if spec is None else [_pool_context(spec.model, spec.version)]
     structlog.configure(
         processors=[
+            *context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.ExceptionRenderer(
@@ -80,6 +88,67 @@ def configure_logging(json_logs: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+    if spec is not None:
+        _capture_user_output()
+
+
+def _pool_context(model: str, version: int) -> Any:
+    def add(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("model", model)
+        event.setdefault("version", version)
+        event.setdefault("request_id", RUNNING.request_id)
+        return event
+
+    return add
+
+
+class _LinesToLog(io.TextIOBase):
+    """A ``sys.stdout``/``sys.stderr`` whose complete lines become log lines."""
+
+    def __init__(self, stream: str, fd: int) -> None:
+        self.stream, self._fd, self._partial = stream, fd, ""
+        self._log = structlog.get_logger("modelgate.user")
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._log.info("print", stream=self.stream, text=line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            line, self._partial = self._partial, ""
+            self._log.info("print", stream=self.stream, text=line)
+
+
+class _RecordsToLog(logging.Handler):
+    """Python ``logging`` records (and, through it, warnings) as log lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string in user code must not kill the worker
+            message = str(record.msg)
+        event = "warning" if record.name == "py.warnings" else "log"
+        structlog.get_logger("modelgate.user").log(
+            record.levelno, event, logger=record.name, message=message.rstrip("\n"))
+
+
+def _capture_user_output() -> None:
+    sys.stdout = _LinesToLog("stdout", 1)
+    sys.stderr = _LinesToLog("stderr", 2)
+    logging.basicConfig(handlers=[_RecordsToLog()], level=logging.INFO, force=True)
+    logging.captureWarnings(True)
 
 
 class StatusPipe:
@@ -233,7 +302,7 @@ def main() -> int:
     os.dup2(2, 1)  # user prints go to stderr, never into the status pipe
     sys.stdout = sys.stderr
     die_with_parent()
-    configure_logging(spec.log_json)
+    configure_logging(spec.log_json, spec)
     return run_supervisor(spec, status)
 
 

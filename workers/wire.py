@@ -39,7 +39,8 @@ class Ready(msgspec.Struct, array_like=True, tag="ready", frozen=True):
 
 
 class Call(msgspec.Struct, array_like=True, frozen=True):
-    """One call: ``body`` is the client's JSON request body, untouched.
+    """One call: ``body`` is the client's JSON request body, untouched; ``request_id`` names
+    it in the worker's log lines.
 
     With ``v2_json`` >= 0, ``body`` is instead a V2 inference request for a ``tensors: numpy``
     version, as the client sent it: ``v2_json`` bytes of JSON, then any binary tensor data
@@ -50,6 +51,7 @@ class Call(msgspec.Struct, array_like=True, frozen=True):
     id: int
     body: memoryview
     v2_json: int = -1
+    request_id: str = ""
 
 
 class Calls(msgspec.Struct, array_like=True, tag="calls", frozen=True):

@@ -1,6 +1,6 @@
 """The command line's side of a running gateway: edit its file, audit, make it reload.
 
-``modelgate promote`` and friends edit the deployment file (:mod:`gateway.cli.edits`), append
+``modelgate promote`` and friends edit the deployment file (:mod:`gateway.edits`), append
 the action to the audit log, then make the gateway serving that file reload it: by SIGHUP to
 the process named in ``<config>.pid`` (which the gateway writes while it serves the file), or
 with ``--url`` through its admin API. With SIGHUP, the outcome is the gateway's ``reload`` or
@@ -22,9 +22,8 @@ from pathlib import Path
 
 import msgspec
 
-from gateway import audit
+from gateway import audit, edits
 from gateway.api import ErrorBody, ReloadReport
-from gateway.cli import edits
 
 PathLike = str | os.PathLike[str]
 
@@ -33,27 +32,26 @@ def run_action(command: str, config: PathLike, url: str | None, wait: float,
                make_edit: Callable[[Path], edits.Edit]) -> int:
     """Edit the file (validated, atomic), audit the action, then make the gateway reload;
     ``make_edit`` gets the audit log's path (rollback reads it). Returns the exit status."""
+    return act(command, config, url, wait, make_edit)[0]
+
+
+def act(command: str, config: PathLike, url: str | None, wait: float,
+        make_edit: Callable[[Path], edits.Edit]) -> tuple[int, edits.Change | None]:
+    """:func:`run_action`, also returning the change made (None: nothing was changed)."""
     path = Path(config).resolve()  # a symlink: the file it names is read, edited, reloaded
     try:
-        audit_log = edits.audit_log_of(edits.load_document(_read(path), str(path)), path)
-        change, text = edits.edit_file(path, make_edit(audit_log))
+        applied = edits.apply(path, make_edit, os_user())
     except edits.NothingToDo as exc:
         print(f"{exc}; the file is unchanged")
-        return 0
+        return 0, None
     except edits.EditError as exc:
         print(f"modelgate {command}: {exc}", file=sys.stderr)
-        return 1
-    digest = audit.config_sha256(text)
-    print(f"{path}: {change.summary()}")
-    try:
-        audit.append(audit_log, audit.AuditLine(
-            time=audit.now(), actor=os_user(), action=change.action, model=change.model,
-            version=change.version, before=change.before, after=change.after,
-            details=change.summary(), config_sha256=digest, snapshot=change.snapshot))
-    except OSError as exc:
-        print(f"modelgate: warning: cannot append to the audit log {audit_log}: "
-              f"{exc.strerror} (rollback relies on it)", file=sys.stderr)
-    return _reload(path, audit_log, digest, url, wait)
+        return 1, None
+    print(f"{path}: {applied.change.summary()}")
+    if applied.audit_problem is not None:
+        print(f"modelgate: warning: {applied.audit_problem} (rollback relies on it)",
+              file=sys.stderr)
+    return _reload(path, applied.audit_log, applied.digest, url, wait), applied.change
 
 
 def reload(config: PathLike, url: str | None, wait: float) -> int:
@@ -100,31 +98,44 @@ def _reload(path: Path, audit_log: Path, digest: str, url: str | None, wait: flo
     return 0
 
 
-def _reload_through_api(url: str, wait: float, digest: str) -> int:
+class ApiError(Exception):
+    """The admin API refused, or could not be reached; the message says which and why."""
+
+
+def admin_call(url: str, path: str, body: bytes = b"", content_type: str = "application/json",
+               timeout: float = 130.0) -> bytes:
+    """POST ``body`` to the admin API at ``url`` with the admin token in MODELGATE_TOKEN;
+    the answer's body, or :class:`ApiError` with the gateway's own message."""
     import urllib.error
     import urllib.request
 
     token = os.environ.get("MODELGATE_TOKEN")
     if not token:
-        print("modelgate: --url needs an admin token in the MODELGATE_TOKEN environment "
-              "variable", file=sys.stderr)
-        return 1
-    request = urllib.request.Request(f"{url.rstrip('/')}/admin/reload", data=b"",
-                                     method="POST",
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
+        raise ApiError(f"{path} needs an admin token in the MODELGATE_TOKEN environment "
+                       "variable")
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}{path}", data=body, method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=max(wait, 1.0) + 10) as response:
-            report = msgspec.json.decode(response.read(), type=ReloadReport)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return bytes(response.read())
     except urllib.error.HTTPError as exc:
         try:
             message = msgspec.json.decode(exc.read(), type=ErrorBody).error.message
         except msgspec.DecodeError:
             message = f"HTTP {exc.code}"
-        print(f"modelgate: the gateway at {url} did not reload: {message}", file=sys.stderr)
-        return 1
+        raise ApiError(f"the gateway at {url} answered {exc.code}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
-        print(f"modelgate: cannot reach the gateway at {url}: {exc}", file=sys.stderr)
+        raise ApiError(f"cannot reach the gateway at {url}: {exc}") from None
+
+
+def _reload_through_api(url: str, wait: float, digest: str) -> int:
+    try:
+        report = msgspec.json.decode(admin_call(url, "/admin/reload",
+                                                timeout=max(wait, 1.0) + 10),
+                                     type=ReloadReport)
+    except ApiError as exc:
+        print(f"modelgate: the gateway did not reload: {exc}", file=sys.stderr)
         return 1
     changes = "; ".join(f"{what}: {', '.join(labels)}" for what, labels in (
         ("started", report.started), ("stopped", report.stopped)) if labels)

@@ -73,15 +73,16 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.promote(args.model, args.version))
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from gateway import audit
-    from gateway.cli import control, edits
+    from gateway import audit, edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.rollback(args.model,
@@ -89,7 +90,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _unpublish(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.unpublish(args.model, args.version)
@@ -97,7 +99,8 @@ def _unpublish(args: argparse.Namespace) -> int:
 
 
 def _republish(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.republish(args.model, args.version,
@@ -111,7 +114,8 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from gateway.cli import control, edits
+    from gateway import edits
+    from gateway.cli import control
 
     return control.run_action(args.command, args.config, args.url, args.wait,
                               lambda audit_log: edits.publish(
@@ -119,6 +123,15 @@ def _publish(args: argparse.Namespace) -> int:
                                   language=args.language, workers=args.workers,
                                   config_path=args.config, project=args.project,
                                   requirements=args.requirements))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway.cli.run import run
+
+    command = args.training[1:] if args.training[:1] == ["--"] else args.training
+    return run(args.publish, args.config, command, promote=args.promote,
+               check_body=args.check_body, script=args.script, function=args.function,
+               url=args.url, wait=args.wait, api=args.api)
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -225,6 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
                                           "the latest version's environment)")
     _edit_options(p)
     p.set_defaults(run=_publish)
+
+    p = sub.add_parser("run", help="run a training command in a model's project; publish the "
+                                   "project as the next version if it succeeds")
+    p.add_argument("--publish", required=True, metavar="MODEL", help="the model to publish")
+    p.add_argument("--promote", action="store_true",
+                   help="then promote the new version, if a check call answers 200 "
+                        "(advanced routing)")
+    p.add_argument("--check-body", metavar="JSON",
+                   help="the check call's body (default: the model's `example`)")
+    p.add_argument("--script", help="default: the latest published version's")
+    p.add_argument("--function", help="default: the latest published version's")
+    p.add_argument("--api", metavar="URL",
+                   help="publish (and promote) through this gateway's HTTP API, an admin "
+                        "token in MODELGATE_TOKEN; CONFIG is only read")
+    _edit_options(p)
+    p.add_argument("training", nargs=argparse.REMAINDER,
+                   help="-- COMMAND ARGS...: the training command")
+    p.set_defaults(run=_run)
 
     p = sub.add_parser("reload", help="make the gateway serving CONFIG reload it")
     p.add_argument("config")

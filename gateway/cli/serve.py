@@ -24,9 +24,9 @@ import structlog
 import uvloop
 from aiohttp import web
 
-from gateway import __version__, logs
+from gateway import __version__, edits, logs
 from gateway.audit import AuditLine, config_sha256, now
-from gateway.cli import control, edits
+from gateway.cli import control
 from gateway.config import ConfigError, Deployment, load, seal_secrets
 from gateway.environments import build_all
 from gateway.serving.dispatcher import VersionPool

@@ -62,5 +62,5 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
     clean = worker_environment(spec.env)
     os.environ.clear()
     os.environ.update(clean)
-    configure_logging(json_logs)
+    configure_logging(json_logs, spec)
     return run_supervisor(spec, StatusLog())

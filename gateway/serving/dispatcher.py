@@ -61,12 +61,15 @@ PER_CALL_OVERHEAD_MS = 0.02  # decode/encode around the user's function
 class PendingCall:
     """A call between submit and reply; ``worker`` is None while it waits in the queue."""
 
-    __slots__ = ("body", "future", "id", "pool", "timer", "v2_json", "worker")
+    __slots__ = ("body", "future", "id", "pool", "request_id", "timeout_s", "timer", "v2_json",
+                 "worker")
 
     def __init__(self, id: int, body: bytes, future: asyncio.Future[Reply],
-                 pool: VersionPool, v2_json: int = -1) -> None:
+                 pool: VersionPool, request_id: str = "", v2_json: int = -1) -> None:
         self.id = id
         self.body = body
+        self.request_id = request_id
+        self.timeout_s = pool.timeout_s
         self.v2_json = v2_json  # >= 0: a raw V2 request for a `tensors: numpy` version
         self.future = future
         self.pool = pool
@@ -217,12 +220,13 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ calls
 
-    def submit(self, pool: VersionPool, body: bytes, v2_json: int = -1
-               ) -> asyncio.Future[Reply]:
+    def submit(self, pool: VersionPool, body: bytes, request_id: str = "",
+               timeout_s: float | None = None, *, v2_json: int = -1) -> asyncio.Future[Reply]:
         """Queue one call for ``pool``; the future resolves with the worker's :class:`Reply`.
+        ``timeout_s``: its own limit (an async prediction's), instead of the pool's;
         ``v2_json``: see :class:`workers.wire.Call`."""
         future: asyncio.Future[Reply] = self._loop.create_future()
-        call = PendingCall(next(self._ids), body, future, pool, v2_json)
+        call = PendingCall(next(self._ids), body, future, pool, request_id, v2_json)
         worker = pool.least_busy()
         if worker is not None:
             self._assign(worker, call)
@@ -233,7 +237,9 @@ class Dispatcher:
                              f"({len(pool.waiting)} calls waiting); retry shortly")
         else:
             pool.waiting.append(call)
-        call.timer = self._loop.call_later(pool.timeout_s, self._expire, call)
+        if timeout_s is not None:
+            call.timeout_s = timeout_s
+        call.timer = self._loop.call_later(call.timeout_s, self._expire, call)
         return future
 
     def _assign(self, worker: WorkerLink, call: PendingCall) -> None:
@@ -243,7 +249,8 @@ class Dispatcher:
             if not self._dirty:
                 self._loop.call_soon(self._flush)
             self._dirty.append(worker)
-        worker.outbox.append(Call(call.id, memoryview(call.body), call.v2_json))
+        worker.outbox.append(Call(call.id, memoryview(call.body), call.v2_json,
+                                  call.request_id))
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
@@ -266,7 +273,7 @@ class Dispatcher:
         if call.future.done():
             return
         pool = call.pool
-        message = f"{pool.model} v{pool.version} did not answer within {pool.timeout_s:g} s"
+        message = f"{pool.model} v{pool.version} did not answer within {call.timeout_s:g} s"
         worker = call.worker
         if worker is None:  # still queued: fail it, never send it
             pool.waiting.remove(call)

@@ -49,6 +49,7 @@ class PredictionStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     """The body of ``GET .../{id}``: ``result`` only once succeeded, ``errors`` once failed."""
 
     status: Status
+    version: int | msgspec.UnsetType = msgspec.UNSET  # the version that ran it, once one did
     result: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     errors: list[PredictionError] | msgspec.UnsetType = msgspec.UNSET
 
@@ -61,6 +62,7 @@ class Row(NamedTuple):
     error_type: str | None
     error_message: str | None
     finished: float | None
+    version: int | None
 
 
 
@@ -138,7 +140,7 @@ class PredictionStore:
 
     def get(self, pid: str) -> Row | None:
         found = self._db.execute("SELECT model, token, status, result, error_type, "
-                                 "error_message, finished FROM predictions WHERE id = ?",
+                                 "error_message, finished, version FROM predictions WHERE id = ?",
                                  (pid,)).fetchone()
         return None if found is None else Row(*found)
 
@@ -282,12 +284,14 @@ class AsyncRunner:
                 or (row.finished is not None and row.finished + self.ttl_s < time.time())):
             raise NotFound(f"no async prediction `{pid}` for model `{model}` (results are "
                            f"kept for {self.ttl_s:g} s)")
+        version = msgspec.UNSET if row.version is None else row.version
         if row.status == "succeeded":
-            return PredictionStatus("succeeded", result=msgspec.Raw(row.result or b"null"))
+            return PredictionStatus("succeeded", version=version,
+                                    result=msgspec.Raw(row.result or b"null"))
         if row.status == "failed":
-            return PredictionStatus("failed", errors=[
+            return PredictionStatus("failed", version=version, errors=[
                 PredictionError(row.error_type or "internal", row.error_message or "")])
-        return PredictionStatus(row.status)
+        return PredictionStatus(row.status, version=version)
 
     # ------------------------------------------------------------------ running
 
@@ -341,7 +345,8 @@ class AsyncRunner:
         delay = 0.05
         while True:  # a full pool queue is a reason to wait, not to fail
             try:
-                served, replied = self.service.submit(model, "prod", body)
+                served, replied = self.service.submit(model, "prod", body, pid,
+                                                      asynchronous=True)
             except ModelgateError as exc:  # the model is gone
                 return None, None, PredictionError(exc.type, exc.message)
             refused = replied.exception() if replied.done() else None

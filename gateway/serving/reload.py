@@ -30,7 +30,7 @@ from gateway.serving.service import ReloadError, Service
 from gateway.snapshots import prepare
 
 # Writes the snapshots taken of versions that had none into the config file (see
-# gateway.cli.edits.record_snapshots): (path, {(model, n): snapshot}, {(model, n): script}).
+# gateway.edits.record_snapshots): (path, {(model, n): snapshot}, {(model, n): script}).
 RecordSnapshots = Callable[[str, dict[tuple[str, int], str], dict[tuple[str, int], str]], object]
 
 log = structlog.get_logger("modelgate.admin")
@@ -40,7 +40,7 @@ log = structlog.get_logger("modelgate.admin")
 # connection limits.
 START_ONLY = ("listen", "max_body_bytes", "access_log", "drain_timeout_s", "workers_listen",
               "workers_curve", "async_db", "header_timeout_s", "body_timeout_s",
-              "idle_timeout_s", "max_connections")
+              "idle_timeout_s", "max_connections", "worker_log_lines")
 
 
 class BadConfig(ModelgateError):

@@ -28,6 +28,7 @@ from gateway.serving.dispatcher import Dispatcher, VersionPool
 from gateway.serving.remote import RemoteListener
 from gateway.serving.routing import ModelRoutes, RoutingTable, Served, model_routes
 from gateway.serving.supervisor_process import SupervisorProcess
+from gateway.serving.worker_logs import WorkerLogs
 from gateway.snapshots import prepare, script_in_snapshot, store_of
 from gateway.versions import version_id
 from workers.wire import PoolSpec, Reply
@@ -57,6 +58,8 @@ class Service:
         self.table = RoutingTable({})
         self.remote: RemoteListener | None = None
         self.environments: dict[tuple[str, int], Environment] = {}  # versions' own venvs
+        # the last lines of each version's workers (gateway.worker_log_lines, read at start)
+        self.worker_logs = WorkerLogs(deployment.gateway.worker_log_lines)
         self.unrouted: dict[int, int] = {}  # calls naming no served model or version, by status
         self._reloading = asyncio.Lock()
 
@@ -148,7 +151,8 @@ class Service:
                     batch_size=version.batch.max_size if version.batch else 0,
                 )
                 spec = msgspec.structs.replace(spec, pool_secret=pool.secret)
-                planned[key] = SupervisorProcess(spec, pool, self.dispatcher)
+                planned[key] = SupervisorProcess(spec, pool, self.dispatcher,
+                                                 self.worker_logs)
         return planned
 
     @staticmethod
@@ -220,7 +224,8 @@ class Service:
             return routes, None
         return routes, self.tokens.authorize(authorization, routes.allowed, f"model `{name}`")
 
-    def submit(self, model: str, label: str, body: bytes, v2_json: int = -1
+    def submit(self, model: str, label: str, body: bytes, request_id: str = "",
+               asynchronous: bool = False, *, v2_json: int = -1
                ) -> tuple[Served, asyncio.Future[Reply]]:
         """Pick the version ``label`` names (``latest``, ``prod`` or a number) and hand it the
         call: the version, and the future of the worker's reply. Raises :class:`NotFound` when
@@ -228,13 +233,17 @@ class Service:
         unavailable) fails the future instead, so the caller still knows which version it was.
 
         Nothing awaits between the pick and the submit: a reload that swapped the routing table
-        is seen, and a retired pool never gets a new call. ``v2_json``: see
+        is seen, and a retired pool never gets a new call. ``asynchronous``: an async
+        prediction, limited by ``async_timeout_s`` rather than ``timeout_s``; ``v2_json``: see
         :class:`workers.wire.Call`."""
         served = self.table.model(model).pick(label)
         dispatcher = self.dispatcher
         assert dispatcher is not None, "the service is not started"
         try:
-            return served, dispatcher.submit(served.pool, body, v2_json)
+            timeout_s = (async_timeout(self.deployment, model, served.number)
+                         if asynchronous else None)
+            return served, dispatcher.submit(served.pool, body, request_id, timeout_s,
+                                             v2_json=v2_json)
         except ModelgateError as exc:
             refused: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             refused.set_exception(exc)
@@ -311,6 +320,12 @@ def _limits(deployment: Deployment, name: str, n: int) -> tuple[float, int]:
     version, settings = deployment.models[name].versions[n], deployment.gateway
     return (version.timeout_s or settings.request_timeout_s,
             version.max_queue or settings.max_queue)
+
+
+def async_timeout(deployment: Deployment, name: str, n: int) -> float:
+    """An async prediction's limit on version ``n``: its ``async_timeout_s``, or the gateway's."""
+    version = deployment.models[name].versions[n]
+    return version.async_timeout_s or deployment.gateway.async_timeout_s
 
 
 def _label(process: SupervisorProcess) -> str:

@@ -16,6 +16,7 @@ import sys
 import structlog
 
 from gateway.serving.dispatcher import Dispatcher, VersionPool
+from gateway.serving.worker_logs import WorkerLogs
 from workers.wire import (
     LoadFailed,
     PoolSpec,
@@ -35,6 +36,7 @@ PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USE
 RESTART_FIRST_S = 0.2
 RESTART_MAX_S = 30.0
 STABLE_AFTER_S = 30.0
+LINE_LIMIT = 2**20  # the longest log line kept whole (a traceback with its frames)
 
 
 def worker_environment(model_env: dict[str, str]) -> dict[str, str]:
@@ -50,7 +52,7 @@ async def spawn_supervisor(spec: PoolSpec, stderr: int | None = None
     process = await asyncio.create_subprocess_exec(
         spec.python or sys.executable, "-m", "workers.supervisor",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-        env=worker_environment(spec.env), start_new_session=True,
+        env=worker_environment(spec.env), start_new_session=True, limit=LINE_LIMIT,
     )
     assert process.stdin is not None
     process.stdin.write(encode_spec(spec))
@@ -61,22 +63,48 @@ async def spawn_supervisor(spec: PoolSpec, stderr: int | None = None
 class SupervisorProcess:
     """The gateway's handle on one supervisor process (``python -m workers.supervisor``)."""
 
-    def __init__(self, spec: PoolSpec, pool: VersionPool, dispatcher: Dispatcher) -> None:
+    def __init__(self, spec: PoolSpec, pool: VersionPool, dispatcher: Dispatcher,
+                 logs: WorkerLogs | None = None) -> None:
         self.spec = spec
         self.pool = pool
         self.dispatcher = dispatcher
+        self.logs = logs  # None: the pool's log lines go straight to the gateway's stderr
         self.process: asyncio.subprocess.Process | None = None
         self.stopping = False
         self.restarts = 0
         self._started_at = 0.0
         self._watcher: asyncio.Task[None] | None = None
+        self._readers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self.spec.workers == 0:
             return  # remote workers only: they join through gateway.workers_listen
-        self.process = await spawn_supervisor(self.spec)
+        self.process = await spawn_supervisor(
+            self.spec, None if self.logs is None else asyncio.subprocess.PIPE)
         self._started_at = asyncio.get_running_loop().time()
         self._watcher = asyncio.create_task(self._watch(self.process))
+        if self.logs is not None:
+            assert self.process.stderr is not None
+            reader = asyncio.create_task(self._keep_logs(self.process.stderr, self.logs))
+            self._readers.add(reader)
+            reader.add_done_callback(self._readers.discard)
+
+    async def _keep_logs(self, stderr: asyncio.StreamReader, logs: WorkerLogs) -> None:
+        """Every line on to the gateway's stderr, and into the version's ring buffer."""
+        out = sys.stderr.buffer
+        model, version = self.spec.model, self.spec.version
+        while True:
+            try:
+                line = await stderr.readline()
+            except ValueError:  # longer than LINE_LIMIT: passed on in pieces, not kept
+                line = await stderr.read(LINE_LIMIT)
+                out.write(line)
+                continue
+            if not line:
+                return
+            out.write(line)
+            out.flush()
+            logs.add(model, version, line)
 
     async def _watch(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

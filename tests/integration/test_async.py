@@ -83,7 +83,7 @@ async def until(http, gw, model, pid, wanted=FINAL, headers=None, timeout=30.0):
 
 async def test_a_prediction_is_accepted_at_once_then_polled_to_its_result(gw, http):
     pid = await submit(http, gw, "double", {"parameters": [21]})
-    assert await until(http, gw, "double", pid) == {"status": "succeeded",
+    assert await until(http, gw, "double", pid) == {"status": "succeeded", "version": 1,
                                                       "result": {"doubled": 42}}
     deadline = asyncio.get_running_loop().time() + 5
     while not any(line.get("call") == "async_submit" for line in gw.events("request")):
@@ -97,7 +97,7 @@ async def test_a_prediction_is_queued_then_running_before_it_succeeds(gw, http, 
         first = await submit(http, gw, "slow", {"data": {"x": 1, "release": str(release)}})
         second = await submit(http, gw, "slow", {"data": {"x": 2, "seconds": 0}})
         assert await until(http, gw, "slow", first, wanted=("running",)) == {
-            "status": "running"}
+            "status": "running", "version": 1}
         # One worker: the second waits its turn here, not in the pool.
         assert await state(http, gw, "slow", second) == (200, {"status": "queued"})
     finally:
@@ -114,7 +114,7 @@ async def test_a_failing_call_ends_failed_with_its_error(gw, http, model, body, 
                                                          words):
     pid = await submit(http, gw, model, body)
     final = await until(http, gw, model, pid)
-    assert set(final) == {"status", "errors"} and final["status"] == "failed"
+    assert set(final) == {"status", "version", "errors"} and final["status"] == "failed"
     [error] = final["errors"]
     assert set(error) == {"type", "message"} and error["type"] == error_type
     assert words in error["message"]
@@ -213,7 +213,7 @@ async def test_predictions_survive_a_restart_and_all_succeed(tmp_path, http, sto
         assert started["requeued"] >= 3  # at most one finished while SIGTERM drained it
         for n, pid in enumerate(pids):
             final = await until(http, second, "slow", pid, timeout=30)
-            assert final == {"status": "succeeded", "result": 2 * n}
+            assert final == {"status": "succeeded", "version": 1, "result": 2 * n}
     finally:
         for gw in (first, second):
             if gw is not None and gw.process.returncode is None:
@@ -229,5 +229,35 @@ async def test_an_unusable_database_path_falls_back_to_memory_with_a_warning(tmp
         assert "gateway.async_db" in warning["consequence"]
         pid = await submit(http, gw, "double", {"parameters": [2]})
         assert (await until(http, gw, "double", pid))["result"] == {"doubled": 4}
+    finally:
+        await gw.stop()
+
+
+async def test_async_predictions_have_their_own_time_limit_and_name_their_version(
+        tmp_path, http):
+    """A 2 s call on a version with ``timeout_s: 0.5``: a synchronous call times out, an
+    async prediction of it succeeds (``async_timeout_s``), and one past its own
+    ``async_timeout_s`` fails as ``timeout``. The status names the version that answered."""
+    faults = TEST_MODELS / "faults.py"
+    gw = await start_gateway(tmp_path, {
+        "gateway": {"async_timeout_s": 30},
+        "models": {
+            "long": {"access": {"public": True}, "routing": "advanced", "promoted": 2,
+                     "versions": {1: version(faults, "slow", timeout_s=0.5),
+                                  2: version(faults, "slow", timeout_s=0.5, workers=2)}},
+            "capped": {"access": {"public": True}, "versions": {
+                1: version(faults, "slow", timeout_s=0.5, async_timeout_s=1)}},
+        }})
+    try:
+        async with http.post(gw.model_url("long", "prod"), json={"parameters": [2]}) as resp:
+            assert resp.status == 504 and (await resp.json())["error"]["type"] == "timeout"
+        pid = await submit(http, gw, "long", {"parameters": [2]})
+        final = await until(http, gw, "long", pid, timeout=30)
+        assert final["status"] == "succeeded" and final["version"] == 2, final
+        pid = await submit(http, gw, "capped", {"parameters": [3]})
+        final = await until(http, gw, "capped", pid, timeout=30)
+        assert final["status"] == "failed" and final["version"] == 1, final
+        [error] = final["errors"]
+        assert error["type"] == "timeout" and "within 1 s" in error["message"], error
     finally:
         await gw.stop()

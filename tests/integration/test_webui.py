@@ -189,3 +189,77 @@ async def test_errors_are_shown_readably(page, gw):
         "#input-error")
     await page.screenshot(path=str(ARTIFACTS / "webui-error.png"), full_page=True)
     assert not page.problems
+
+
+# ---------------------------------------------------------------------- managing versions
+
+ADMIN_TOKEN = "webui-admin-token-1"
+
+
+@pytest.fixture
+async def managed(tmp_path):
+    digest = hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()
+    running = await start_gateway(tmp_path / "manage", {
+        "tokens": {"ops": {"sha256": digest, "admin": True}},
+        "models": {
+            "double": {"description": "Twice the number", "access": {"public": True},
+                       "routing": "advanced", "promoted": 1,
+                       "example": {"parameters": [21.0]},
+                       "versions": {1: version(SCRIPT, "double"),
+                                    2: version(SCRIPT, "double")}},
+        },
+    })
+    yield running
+    await running.stop()
+
+
+async def test_an_admin_promotes_through_the_page_and_labels_prod_switches(browser, managed,
+                                                                          http):
+    async def prod_version():
+        async with http.post(managed.model_url("double", "prod"),
+                             json={"parameters": [1]}) as resp:
+            return (await resp.json())["release"]["model_version_number"]
+
+    for _ in range(5):  # some load for the live columns
+        assert await prod_version() == 1
+    context = await browser.new_context(viewport={"width": 1360, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    questions = []
+
+    async def answer(dialog):
+        questions.append(dialog.message)
+        await (dialog.dismiss() if len(questions) == 1 else dialog.accept())
+
+    page.on("dialog", answer)
+    try:
+        await page.goto(managed.url + "/")
+        await page.wait_for_selector("#models button[data-model]")
+        assert await page.locator("#manage").is_hidden()  # no admin token: no management
+        await page.fill("#token", ADMIN_TOKEN)
+        await page.click("#token-form button[type=submit]")
+        await page.wait_for_selector("#manage:not([hidden]) tr[data-version='2']")
+        row = page.locator("#versions-body tr[data-version='1']")
+        assert "prod" in await row.locator("td").first.text_content()
+        assert await row.locator("td").nth(8).text_content() == "0"  # errors
+        assert await page.locator("#worker-logs").text_content()
+        # the confirmation is asked; dismissed, nothing moves
+        await page.click("[data-action='promote-2']")
+        assert questions and "v2" in questions[0]
+        assert await prod_version() == 1
+        # accepted: promoted, and the page shows it
+        await page.click("[data-action='promote-2']")
+        await page.wait_for_selector("#versions-body tr.production[data-version='2']")
+        assert await prod_version() == 2
+        await page.wait_for_selector("#audit li:has-text('promote v2')")
+        assert "ops" in await page.locator("#audit").text_content()
+        await page.screenshot(path=str(ARTIFACTS / "webui-manage.png"), full_page=True)
+        # roll back through the page too
+        await page.click("#rollback")
+        await page.wait_for_selector("#versions-body tr.production[data-version='1']")
+        assert await prod_version() == 1
+        assert problems == []
+    finally:
+        await context.close()

@@ -82,3 +82,17 @@ def test_the_gateway_deployment_probes_and_drains():
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert "preStop" in container["lifecycle"]
     assert pod["terminationGracePeriodSeconds"] > 20  # > gateway.drain_timeout_s
+
+
+def test_the_training_cronjob_runs_a_valid_modelgate_run_for_a_model_of_the_configmap():
+    from gateway.cli.main import build_parser
+
+    job = yaml.safe_load((K8S / "training-cronjob.yaml").read_text())
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["modelgate", "run"]
+    args = build_parser().parse_args(container["args"][1:])
+    configmap = yaml.safe_load((K8S / "configmap.yaml").read_text())
+    models = yaml.safe_load(configmap["data"]["config.yaml"])["models"]
+    assert args.publish in models and args.api and args.promote
+    assert args.training[0] == "--" and len(args.training) > 1
+    yaml.safe_load(args.check_body)  # JSON

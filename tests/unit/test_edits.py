@@ -11,9 +11,9 @@ import stat
 import pytest
 
 from conftest import EXAMPLES, as_unprivileged, world_readable_dir
-from gateway import audit, snapshots
+from gateway import audit, edits, snapshots
 from gateway.audit import AuditLine
-from gateway.cli import control, edits
+from gateway.cli import control
 from gateway.config import load
 
 SCRIPT = EXAMPLES / "basics" / "basics.py"

@@ -114,31 +114,26 @@ def test_an_unreadable_file_is_named():
         shutil.rmtree(directory)
 
 
-def test_a_user_other_than_root_takes_snapshots_and_reads_them_back():
-    """The image runs the gateway as a user of its own: every step of taking a snapshot must
-    work without root's way past file modes (a read-only tree cannot be moved into place)."""
-    directory = world_readable_dir("modelgate-store-")
+def test_a_user_that_is_not_root_takes_and_removes_snapshots():
+    """As the container's user: the tree is built aside, moved in place, then read-only (a
+    read-only directory cannot be moved to another parent by its non-root owner)."""
+    directory = world_readable_dir("modelgate-unprivileged-")
     try:
         p = project(directory)
-        store = directory / "store"
-        store.mkdir(mode=0o777)
-        store.chmod(0o777)
+        for path in [directory, *directory.rglob("*")]:
+            path.chmod(0o777 if path.is_dir() else 0o666)
 
-        def take_twice_as_unprivileged_user():
-            first = Store(store).take(p, 10**9)
-            (p / "predict.py").write_text("def f():\n    return 2\n")
-            second = Store(store).take(p, 10**9)
-            assert first != second
-            tree = Store(store).tree(second)
-            assert (tree / "predict.py").read_text().endswith("return 2\n")
-            assert not os.access(tree, os.W_OK)
+        def take_and_remove():
+            store = Store(directory / "store")
+            snapshot = store.take(p, 10**9)
+            tree = store.tree(snapshot)
+            assert (tree / "predict.py").is_file() and not os.access(tree, os.W_OK)
+            assert store.take(p, 10**9) == snapshot  # again: nothing to build
+            store.remove(snapshot)
+            assert snapshot not in store.snapshots()
 
-        (p / "predict.py").chmod(0o666)
-        as_unprivileged(take_twice_as_unprivileged_user)
+        as_unprivileged(take_and_remove)
     finally:
-        for root, dirs, _ in os.walk(directory):
-            for d in dirs:
-                os.chmod(os.path.join(root, d), 0o755)
         shutil.rmtree(directory)
 
 

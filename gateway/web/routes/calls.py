@@ -52,7 +52,8 @@ def model_call(label: str | None, request_log: Any
             service.callable_model(name, request.headers.get("Authorization"))
             require_json(request)
             body = await read_body(request, service.deployment.gateway.max_body_bytes)
-            served, replied = service.submit(name, label or request.match_info["version"], body)
+            served, replied = service.submit(name, label or request.match_info["version"], body,
+                                             rid)
             version = served.number
             stats = served.pool.stats
             reply = await replied

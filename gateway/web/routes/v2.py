@@ -208,13 +208,13 @@ async def infer(request: web.Request, rid: str) -> web.Response:
         infer_request, json_length = await _converted(
             raw_tensors.json_size(raw, header_length), raw_tensors.header, raw, header_length)
         if raw_tensors.wanted(service, name, _label(request)):  # still (no reload meanwhile)
-            submitted = service.submit(name, _label(request), raw, json_length)
+            submitted = service.submit(name, _label(request), raw, request[REQUEST_ID],
+                                       v2_json=json_length)
     if submitted is not None:
         served, replied = submitted
     else:
-        infer_request, body = await _converted(
-            len(raw), call_body, raw, request.headers.get("Inference-Header-Content-Length"))
-        served, replied = service.submit(name, _label(request), body)
+        infer_request, body = await _converted(len(raw), call_body, raw, header_length)
+        served, replied = service.submit(name, _label(request), body, request[REQUEST_ID])
     request[SERVED_KEY] = served
     reply = await replied
     request[MODEL_MS_KEY] = reply.model_ms

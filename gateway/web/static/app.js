@@ -325,7 +325,7 @@ function selectModel(model) {
   for (const b of $("models").querySelectorAll("button")) {
     b.setAttribute("aria-current", String(b.dataset.model === model?.name));
   }
-  if (!model) return;
+  if (!model) { stopManaging(); return; }
   history.replaceState(null, "", `#${encodeURIComponent(model.name)}`);
   $("model-name").textContent = model.name;
   const access = badge(model);
@@ -344,6 +344,9 @@ function selectModel(model) {
   clearResponse();
   validateInput();
   updateEndpoint();
+  manage.previous = new Map();
+  manage.at = 0;
+  refreshManage();
 }
 
 function prettyExample(model) {
@@ -503,6 +506,173 @@ async function copySnippet() {
   setTimeout(() => { button.textContent = "Copy"; }, 1500);
 }
 
+// ------------------------------------------------------------------ managing (admin tokens)
+//
+// Shown when the token is an admin's: the model's versions with their live load (two readings
+// of the gateway's counters, diffed), promote / unpublish / rollback after a confirmation,
+// the audit trail and the workers' last log lines. Refreshed every MANAGE_EVERY_MS.
+
+const MANAGE_EVERY_MS = 2000;
+const manage = { timer: null, previous: new Map(), at: 0 };
+
+async function adminJson(path, options = {}) {
+  // POSTs carry a JSON body: the admin API takes no other type (what a cross-site form sends)
+  const json = options.method === "POST" && options.body === undefined
+    ? { body: "{}", headers: { "Content-Type": "application/json" } } : {};
+  const response = await fetch(path, {
+    ...options, ...(json.body ? { body: json.body } : {}), cache: "no-store",
+    headers: { ...authHeaders(), ...(json.headers || {}), ...(options.headers || {}) },
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error(body?.error?.message ?? `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function stopManaging() {
+  clearTimeout(manage.timer);
+  manage.timer = null;
+  $("manage").hidden = true;
+}
+
+async function refreshManage() {
+  clearTimeout(manage.timer);
+  const model = state.model;
+  if (!model || !state.token) { stopManaging(); return; }
+  const base = `/admin/models/${encodeURIComponent(model.name)}`;
+  let listed, load, audit, logs;
+  try {
+    [listed, load, audit, logs] = await Promise.all([
+      adminJson(`${base}/versions`), adminJson(`${base}/stats`),
+      adminJson(`/admin/audit?model=${encodeURIComponent(model.name)}&limit=12`),
+      adminJson(`${base}/logs?limit=40`),
+    ]);
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) { stopManaging(); return; }
+    $("manage-status").textContent = `Could not refresh: ${error.message}`;
+    manage.timer = setTimeout(refreshManage, MANAGE_EVERY_MS);
+    return;
+  }
+  if (state.model !== model) return; // another model was chosen meanwhile
+  $("manage").hidden = false;
+  renderVersions(model, listed, load);
+  renderAudit(audit.lines);
+  $("worker-logs").textContent = logs.lines.map(logText).join("\n") || "No worker log lines yet.";
+  manage.timer = setTimeout(refreshManage, MANAGE_EVERY_MS);
+}
+
+function renderVersions(model, listed, load) {
+  const now = performance.now();
+  const seconds = manage.at ? (now - manage.at) / 1000 : 0;
+  const counters = new Map(load.versions.map((v) => [v.version, v]));
+  const body = $("versions-body");
+  body.replaceChildren();
+  for (const v of listed.versions) {
+    const row = document.createElement("tr");
+    row.dataset.version = String(v.number);
+    if (v.production) row.className = "production";
+    const live = liveLoad(counters.get(v.number), manage.previous.get(v.number), seconds,
+                          load.bounds_ms);
+    const cells = [
+      `v${v.number}${v.production ? " · prod" : ""}`, v.state, v.function,
+      v.created ? new Date(v.created).toLocaleString() : "–", v.actor ?? "–",
+      live.rate, live.p50, live.p99, live.errors,
+    ];
+    for (const text of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    const actions = document.createElement("td");
+    actions.className = "row-actions";
+    if (!v.production && v.state !== "unpublished" && model.routing === "advanced") {
+      actions.append(actionButton("Promote", `promote-${v.number}`,
+        `Send all production traffic of ${model.name} to v${v.number}?`,
+        () => adminJson(`/admin/models/${encodeURIComponent(model.name)}/promote`, {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ version: v.number }),
+        })));
+    }
+    if (!v.production && v.state !== "unpublished") {
+      actions.append(actionButton("Unpublish", `unpublish-${v.number}`,
+        `Stop serving v${v.number} of ${model.name}? Its calls will get 404.`,
+        () => adminJson(`/admin/models/${encodeURIComponent(model.name)}/versions/`
+          + `${v.number}/unpublish`, { method: "POST" })));
+    }
+    row.append(actions);
+    body.append(row);
+  }
+  $("rollback").hidden = model.routing !== "advanced";
+  manage.previous = counters;
+  manage.at = now;
+}
+
+/** Rate, p50, p99 and errors between two readings (or since the start, on the first one). */
+function liveLoad(current, previous, seconds, bounds) {
+  if (!current) return { rate: "–", p50: "–", p99: "–", errors: "0" };
+  const base = previous ?? { requests: 0, errors: 0, latency_buckets: current.latency_buckets.map(() => 0) };
+  const buckets = current.latency_buckets.map((n, i) => n - (base.latency_buckets[i] ?? 0));
+  const total = buckets.reduce((a, b) => a + b, 0);
+  const quantile = (q) => {
+    if (!total) return "–";
+    let seen = 0;
+    for (let i = 0; i < buckets.length; i++) {
+      seen += buckets[i];
+      if (seen >= q * total) return i < bounds.length ? `≤ ${milliseconds(bounds[i])}` : `> ${milliseconds(bounds[bounds.length - 1])}`;
+    }
+    return "–";
+  };
+  const rate = previous && seconds > 0 ? ((current.requests - previous.requests) / seconds).toFixed(1) : "–";
+  return { rate, p50: quantile(0.5), p99: quantile(0.99), errors: String(current.errors) };
+}
+
+function actionButton(label, id, question, act) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "button ghost small";
+  button.dataset.action = id;
+  button.textContent = label;
+  button.addEventListener("click", () => runAction(question, act));
+  return button;
+}
+
+async function runAction(question, act) {
+  if (!window.confirm(question)) return;
+  const status = $("manage-status");
+  status.textContent = "Working…";
+  try {
+    const result = await act();
+    status.textContent = result.message;
+  } catch (error) {
+    status.textContent = `Refused: ${error.message}`;
+  }
+  await loadModels().catch(showLoadError);
+}
+
+function renderAudit(lines) {
+  const list = $("audit");
+  list.replaceChildren();
+  for (const line of [...lines].reverse()) {
+    const item = document.createElement("li");
+    const moved = line.before !== line.after && line.after !== null
+      ? ` (prod v${line.before ?? "–"} → v${line.after})` : "";
+    const version = line.version !== null ? ` v${line.version}` : "";
+    item.textContent = `${new Date(line.time).toLocaleString()} · ${line.actor} · `
+      + `${line.action}${version}${moved}${line.result === "failed" ? " · failed" : ""}`;
+    list.append(item);
+  }
+}
+
+function logText(entry) {
+  const line = entry.line;
+  const what = line.text ?? line.message ?? line.r_error ?? line.event;
+  const rid = line.request_id ? ` [${line.request_id}]` : "";
+  return `v${entry.version} ${line.level ?? ""} ${line.event}${rid}: ${what}`;
+}
+
 // ------------------------------------------------------------------ wiring
 
 function start() {
@@ -542,6 +712,11 @@ function start() {
     tab.addEventListener("click", () => { state.lang = tab.dataset.lang; updateEndpoint(); });
   }
   $("copy").addEventListener("click", copySnippet);
+  $("rollback").addEventListener("click", () => {
+    const name = state.model.name;
+    runAction(`Roll ${name} back to the version promoted before the current one?`,
+      () => adminJson(`/admin/models/${encodeURIComponent(name)}/rollback`, { method: "POST" }));
+  });
   loadModels().catch(showLoadError);
 }
 

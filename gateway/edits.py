@@ -25,13 +25,17 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
-from gateway import environments, snapshots
+from gateway import audit, environments, snapshots
 from gateway.audit import Action, AuditLine
 from gateway.config import ConfigError, Deployment, GatewaySettings, load_bytes
 
 
 class EditError(Exception):
     """An action that cannot be done; the message says why and what to do instead."""
+
+
+class UnknownTarget(EditError):
+    """The model or version named does not exist."""
 
 
 class NothingToDo(Exception):
@@ -100,7 +104,7 @@ def _model(doc: CommentedMap, name: str) -> CommentedMap:
     if not isinstance(model, CommentedMap) or not isinstance(model.get("versions"),
                                                                 CommentedMap):
         known = ", ".join(map(str, models)) or "none"
-        raise EditError(f"no model named `{name}` (models in the file: {known})")
+        raise UnknownTarget(f"no model named `{name}` (models in the file: {known})")
     return model
 
 
@@ -109,7 +113,7 @@ def _version(model: CommentedMap, name: str, n: int) -> CommentedMap:
     version = versions.get(n, versions.get(str(n)))
     if not isinstance(version, CommentedMap):
         known = ", ".join(map(str, model["versions"])) or "none"
-        raise EditError(f"model `{name}` has no version {n} (versions: {known})")
+        raise UnknownTarget(f"model `{name}` has no version {n} (versions: {known})")
     return version
 
 
@@ -250,13 +254,14 @@ def republish(name: str, n: int, config_path: str | os.PathLike[str]) -> Edit:
 def publish(name: str, *, script: str, function: str, language: str | None = None,
             workers: int | None = None, config_path: str | os.PathLike[str],
             project: str | None = None, requirements: str | None = None,
-            cwd: str | os.PathLike[str] | None = None) -> Edit:
+            cwd: str | os.PathLike[str] | None = None, snapshot: str | None = None) -> Edit:
     """Add the next version number, with a snapshot of its project and its environment
     built (``requirements``, a file in the project; by default the environment of the latest
     published version in the same language). ``script`` (and
     ``project``) are paths as typed in a shell (from ``cwd``), or relative to the config
     file; they are written relative to the config file (absolute when the two have no
-    directory in common)."""
+    directory in common). ``snapshot``: the project is already in the store under this id
+    (the HTTP API unpacks it there), so the version records it instead of taking one."""
     config_dir, here = Path(config_path).resolve().parent, Path(cwd or os.getcwd())
     script_in_file = _path_for_file(script, config_dir, here, "script")
     project_in_file = None if project is None else _path_for_file(project, config_dir, here,
@@ -282,9 +287,28 @@ def publish(name: str, *, script: str, function: str, language: str | None = Non
             entry["environment"] = environment
         if isinstance(previous, CommentedMap) and previous.fa.flow_style():
             entry.fa.set_flow_style()  # look like the versions around it
+        if snapshot is not None:
+            entry["snapshot"] = snapshot
         versions[n] = entry
-        snapshot = _snapshot(doc, name, n, config_path)
+        taken = _snapshot(doc, name, n, config_path)
         _environment(doc, name, n, config_path)
+        return Change(action="publish", model=name, version=n, before=before,
+                      after=production(model), snapshot=taken)
+
+    return edit
+
+
+def withdraw(name: str, n: int, snapshot: str | None) -> Edit:
+    """Take back a version just published that could not be served: remove its entry, if the
+    file still holds it as published (the same snapshot, not yet promoted)."""
+
+    def edit(doc: CommentedMap) -> Change:
+        model = _model(doc, name)
+        version = _version(model, name, n)
+        if version.get("snapshot") != snapshot or model.get("promoted") == n:
+            raise NothingToDo(f"{name}: v{n} changed since it was published; left as it is")
+        before = production(model)
+        del model["versions"][n if n in model["versions"] else str(n)]
         return Change(action="publish", model=name, version=n, before=before,
                       after=production(model), snapshot=snapshot)
 
@@ -393,6 +417,64 @@ def _language_of(script: str) -> str:
 
 
 # ------------------------------------------------------------------ the file
+
+class Applied(msgspec.Struct, frozen=True, kw_only=True):
+    """An edit made and audited: the new text, its digest (the gateway's reload line names
+    it), and the audit log's problem when the line could not be appended (None: it was)."""
+
+    change: Change
+    text: bytes
+    digest: str
+    audit_log: Path
+    audit_problem: str | None = None
+
+
+def apply(path: str | os.PathLike[str], make_edit: Callable[[Path], Edit], actor: str,
+          failure: str | None = None) -> Applied:
+    """Edit the file (validated, atomic) and append the action to its audit log: what the CLI
+    and the HTTP API both do. ``make_edit`` gets the audit log's path (rollback reads it).
+    Raises :class:`EditError` or :class:`NothingToDo`, the file unchanged. ``failure``: the
+    edit undoes an action that failed, and the line says why (``result: failed``)."""
+    path = Path(path).resolve()  # a symlink: the file it names is read, edited, reloaded
+    try:
+        original = path.read_bytes()
+    except OSError as exc:
+        raise EditError(f"{path}: cannot read the file: {exc.strerror}") from None
+    audit_log = audit_log_of(load_document(original, str(path)), path)
+    change, text = edit_file(path, make_edit(audit_log))
+    digest = audit.config_sha256(text)
+    problem = None
+    try:
+        audit.append(audit_log, audit.AuditLine(
+            time=audit.now(), actor=actor, action=change.action, model=change.model,
+            version=change.version, before=change.before, after=change.after,
+            details=change.summary() if failure is None else failure,
+            config_sha256=digest, snapshot=change.snapshot,
+            result="ok" if failure is None else "failed"))
+    except OSError as exc:
+        problem = f"cannot append to the audit log {audit_log}: {exc.strerror}"
+    return Applied(change=change, text=text, digest=digest, audit_log=audit_log,
+                   audit_problem=problem)
+
+
+def read_only_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why an edit of the file cannot be written (None: it can): an edit writes a new file
+    beside it and renames it over the old one, so its directory must be writable."""
+    path = Path(path).resolve()
+    directory = path.parent
+    try:
+        mounted_read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        mounted_read_only = False
+    if not mounted_read_only and os.access(directory, os.W_OK):
+        return None
+    why = "is on a read-only mount" if mounted_read_only else "cannot be written by this user"
+    return (f"the config file {path} cannot be edited: its directory {directory} {why} "
+            "(a Kubernetes ConfigMap volume is read-only). Versions are published by editing "
+            "that file, so serve a copy on a writable volume: set the volume mount's "
+            "`readOnly: false` (for a ConfigMap, copy it into a writable volume such as the "
+            "state volume at start and serve that copy), and let the gateway's user write "
+            "the directory")
 
 def edit_file(path: str | os.PathLike[str], edit: Edit) -> tuple[Change, bytes]:
     """Apply ``edit`` to the file: validate the result as the gateway will read it, then
