@@ -81,17 +81,26 @@ _decode_result = msgspec.json.Decoder().decode
 # ---------------------------------------------------------------------- requests -> call body
 
 
+def json_part_size(body_size: int, header_length: str | None) -> int:
+    """The length of a V2 body's JSON part: ``Inference-Header-Content-Length`` when binary
+    tensor data follows it (Triton's binary extension), else the whole body."""
+    if header_length is None:
+        return body_size
+    try:
+        size = int(header_length)
+    except ValueError:
+        size = -1
+    if not 0 < size <= body_size:
+        raise BadRequest(f"Inference-Header-Content-Length {header_length!r} does not fit "
+                         f"a body of {body_size} bytes")
+    return size
+
+
 def call_body(raw: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
     """The decoded V2 request and the ``{"data": {...}}`` body the worker takes."""
     binary = b""
     if header_length is not None:
-        try:
-            size = int(header_length)
-        except ValueError:
-            size = -1
-        if not 0 < size <= len(raw):
-            raise BadRequest(f"Inference-Header-Content-Length {header_length!r} does not fit "
-                             f"a body of {len(raw)} bytes")
+        size = json_part_size(len(raw), header_length)
         raw, binary = raw[:size], raw[size:]
     try:
         request = decode_json(_decode_request, raw, "the V2 inference request")

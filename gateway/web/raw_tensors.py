@@ -15,7 +15,7 @@ import msgspec
 
 from gateway.errors import BadRequest
 from gateway.serving.service import Service
-from gateway.tensors import InferRequest, RequestedOutput
+from gateway.tensors import InferRequest, RequestedOutput, json_part_size
 from workers.wire import BadEnvelope, decode_json
 
 
@@ -50,15 +50,7 @@ def json_size(raw: bytes, header_length: str | None) -> int:
 def header(raw: bytes, header_length: str | None) -> tuple[InferRequest, int]:
     """The request's ``id`` and ``outputs`` (as an :class:`InferRequest` without inputs, for
     the answer) and the length of its JSON part."""
-    size = len(raw)
-    if header_length is not None:
-        try:
-            size = int(header_length)
-        except ValueError:
-            size = -1
-        if not 0 < size <= len(raw):
-            raise BadRequest(f"Inference-Header-Content-Length {header_length!r} does not fit "
-                             f"a body of {len(raw)} bytes")
+    size = json_part_size(len(raw), header_length)
     try:
         head = decode_json(_decode, memoryview(raw)[:size], "the V2 inference request")
     except BadEnvelope as exc:
