@@ -50,7 +50,8 @@ lock: venv
 test-latest: system models
 	@test -x $(UV) || $(MAKE) venv
 	@rm -rf .venv-latest && $(UV) venv --quiet --python $(PYTHON) .venv-latest
-	$(UV) pip install --quiet --python .venv-latest/bin/python --refresh -e '.[r,examples,test]'
+	$(UV) pip install --quiet --python .venv-latest/bin/python --refresh \
+	  -e '.[r,examples,test,bench,dev]'
 	@.venv-latest/bin/python -c "import importlib.metadata as m; \
 	  print('newest:', ', '.join(f'{p} {m.version(p)}' for p in \
 	  ('msgspec', 'aiohttp', 'pyzmq', 'rpy2', 'numpy', 'pandas', 'structlog', 'uvloop')))"

@@ -7,7 +7,7 @@ import time
 import msgspec
 import pytest
 
-from conftest import TEST_MODELS, start_gateway, version
+from conftest import TEST_MODELS, require, start_gateway, version
 from workers.wire import MAX_NESTING
 
 PY = TEST_MODELS / "hostile.py"
@@ -46,7 +46,7 @@ async def post(http, url, body, **headers):
 @pytest.mark.parametrize("model", ["py-take", "r-take"])
 async def test_deep_nesting_is_the_same_400_in_python_and_r_and_kills_no_worker(gw, http, model):
     if model == "r-take":
-        pytest.importorskip("rpy2")
+        require("rpy2", "MODELGATE_TEST_SKIP_R")
     url = gw.model_url(model)
     status, body = await post(http, url, b'{"parameters": [0]}')
     assert status == 200

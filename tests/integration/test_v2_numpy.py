@@ -5,9 +5,9 @@ it keeps getting plain lists."""
 import numpy as np
 import pytest
 
-from conftest import TEST_MODELS, start_gateway, version
+from conftest import TEST_MODELS, require, start_gateway, version
 
-httpclient = pytest.importorskip("tritonclient.http")
+httpclient = require("tritonclient.http", "MODELGATE_TEST_SKIP_V2")
 from tritonclient.utils import np_to_triton_dtype  # noqa: E402
 
 SCRIPT = TEST_MODELS / "v2_functions.py"

@@ -7,12 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import ROOT, require
 
-from conftest import ROOT
-
-# In the dev extra, which `make test` installs from the lock; `make test-latest` goes without.
-pytest.importorskip("importlinter")
+require("importlinter", "MODELGATE_TEST_SKIP_LINT")  # the dev extra, which `make test` installs
 
 
 def test_the_import_contract_is_kept():

@@ -4,7 +4,7 @@ checked before conversion, and no conversion error kills a worker."""
 import msgspec
 import pytest
 
-from conftest import TEST_MODELS
+from conftest import TEST_MODELS, require
 from workers.calls import answer
 from workers.errors import BadArguments, ModelFailure
 from workers.runners.python import PythonRunner
@@ -62,7 +62,7 @@ def test_a_python_result_too_deep_for_json_is_a_model_error():
 
 @pytest.fixture(scope="module")
 def r_runner():
-    pytest.importorskip("rpy2.rinterface")
+    require("rpy2.rinterface", "MODELGATE_TEST_SKIP_R")
     from workers.runners.r import RRunner
 
     return lambda function: RRunner(str(TEST_MODELS / "hostile.R"), function)
