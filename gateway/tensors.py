@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from gateway.errors import BadRequest
-from workers.wire import BadEnvelope, decode_json
+from workers.wire import BadEnvelope, bytes_elements, decode_json
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                    "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES"]
@@ -214,22 +214,11 @@ def _checked(values: list[Any], datatype: str, where: str) -> list[Any]:
 
 
 def _from_binary(raw: bytes, datatype: str, count: int, where: str) -> list[Any]:
-    if datatype == "BYTES":  # each element: 4-byte little-endian length, then its bytes
-        items, at = [], 0
+    if datatype == "BYTES":
         try:
-            while at < len(raw):
-                (n,) = struct.unpack_from("<I", raw, at)
-                if at + 4 + n > len(raw):
-                    raise struct.error
-                items.append(raw[at + 4:at + 4 + n].decode())
-                at += 4 + n
-        except struct.error:
-            raise BadRequest(f"{where}: malformed BYTES binary data") from None
-        except UnicodeDecodeError:
-            raise BadRequest(f"{where}: BYTES elements must be UTF-8 text") from None
-        if len(items) != count:
-            raise BadRequest(f"{where}: {len(items)} BYTES elements for {count} in its shape")
-        return items
+            return list(bytes_elements(raw, count, where))
+        except BadEnvelope as exc:
+            raise BadRequest(str(exc)) from None
     code = BINARY.get(datatype)
     if code is None:
         raise BadRequest(f"{where}: binary {datatype} is not supported; send FP32")

@@ -16,13 +16,12 @@ Malformed requests raise :class:`workers.wire.BadEnvelope` (a 400, as for any bo
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from workers.wire import BadEnvelope, decode_json
+from workers.wire import BadEnvelope, bytes_elements, decode_json
 
 DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
           "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2",
@@ -75,20 +74,7 @@ def arguments(body: bytes | memoryview, json_length: int) -> dict[str, Any]:
 def _from_binary(raw: memoryview, tensor: Input, where: str) -> Any:
     count = math.prod(tensor.shape)
     if tensor.datatype == "BYTES":
-        items, at = [], 0
-        try:
-            while at < len(raw):
-                (n,) = struct.unpack_from("<I", raw, at)
-                if at + 4 + n > len(raw):
-                    raise struct.error
-                items.append(bytes(raw[at + 4:at + 4 + n]).decode())
-                at += 4 + n
-        except struct.error:
-            raise BadEnvelope(f"{where}: malformed BYTES binary data") from None
-        except UnicodeDecodeError:
-            raise BadEnvelope(f"{where}: BYTES elements must be UTF-8 text") from None
-        if len(items) != count:
-            raise BadEnvelope(f"{where}: {len(items)} BYTES elements for {count} in its shape")
+        items = bytes_elements(raw, count, where)
         return np.array(items, dtype=object).reshape(tensor.shape)
     dtype = DTYPES.get(tensor.datatype)
     if dtype is None:

@@ -17,6 +17,7 @@ which runs a supervisor), as the import contract in pyproject.toml checks.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union
 
@@ -229,3 +230,24 @@ encode_event = msgspec.json.Encoder().encode
 decode_event = msgspec.json.Decoder(PoolEvent).decode
 encode_spec = msgspec.msgpack.Encoder().encode
 decode_spec = msgspec.msgpack.Decoder(PoolSpec).decode
+
+
+def bytes_elements(raw: bytes | memoryview, count: int, where: str) -> list[str]:
+    """The ``count`` elements of a V2 BYTES tensor sent as binary data (Triton's binary
+    extension: each a 4-byte little-endian length, then its UTF-8 bytes). Both the gateway
+    (lists) and a ``tensors: numpy`` worker read them; raises :class:`BadEnvelope`."""
+    items, at = [], 0
+    try:
+        while at < len(raw):
+            (n,) = struct.unpack_from("<I", raw, at)
+            if at + 4 + n > len(raw):
+                raise struct.error
+            items.append(bytes(raw[at + 4:at + 4 + n]).decode())
+            at += 4 + n
+    except struct.error:
+        raise BadEnvelope(f"{where}: malformed BYTES binary data") from None
+    except UnicodeDecodeError:
+        raise BadEnvelope(f"{where}: BYTES elements must be UTF-8 text") from None
+    if len(items) != count:
+        raise BadEnvelope(f"{where}: {len(items)} BYTES elements for {count} in its shape")
+    return items
