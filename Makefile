@@ -9,7 +9,10 @@ UV     := $(VENV)/bin/uv
 LOCK   := requirements.lock
 STAMPS := .stamps
 WINE   := examples/wine
-# The lock is installed as it is: every pin hash-checked, build backends (ours, rpy2's) pinned too.
+# uv trusts the host's certificate store, as pip and curl do (its own roots miss a company's or
+# a proxy's CA). The lock is installed as it is: every pin hash-checked, build backends (ours,
+# rpy2's) pinned too.
+export UV_SYSTEM_CERTS ?= 1
 SYNC   := $(UV) pip sync --quiet --python $(PY) --require-hashes --build-constraints $(LOCK)
 EDITABLE := $(UV) pip install --quiet --python $(PY) --build-constraints $(LOCK) --no-deps -e .
 

@@ -179,8 +179,11 @@ def _uv(*args: str, what: str, cwd: str | None = None) -> bytes:
     uv = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
     if uv is None:
         raise BuildError(f"cannot {what}: uv is not installed (pip install uv)")
+    # The host's trust store, as pip and curl use it (uv's own roots miss a company's or a
+    # proxy's CA); a value the operator set wins.
+    env = {"UV_SYSTEM_CERTS": "1", **os.environ}
     try:
-        done = subprocess.run([uv, *args], cwd=cwd, capture_output=True,
+        done = subprocess.run([uv, *args], cwd=cwd, capture_output=True, env=env,
                               timeout=UV_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise BuildError(f"cannot {what}: uv took more than {UV_TIMEOUT_S} s") from None
