@@ -367,12 +367,13 @@ def _as_deployment(doc: CommentedMap, config_path: str | os.PathLike[str]) -> De
                         f"{exc}") from None
 
 
-def record_snapshots(path: str | os.PathLike[str], taken: dict[tuple[str, int], str],
-                     scripts: dict[tuple[str, int], str]) -> bytes | None:
-    """Write the snapshots a gateway took (of versions that had none) into the file, so it
-    says what is served; a version whose ``script`` changed since is left alone. Returns the
-    new text (None: nothing to record). Raises OSError when the file cannot be replaced."""
-    path = Path(path).resolve()
+def record_snapshots(served: Deployment, taken: dict[tuple[str, int], str]) -> bytes | None:
+    """Write the snapshots a gateway took (of versions of ``served`` that had none) into its
+    file, so it says what is served; a version whose ``script`` changed since is left alone.
+    Returns the new text (None: nothing to record). Raises OSError when the file cannot be
+    replaced."""
+    scripts = {(m, n): served.models[m].versions[n].script for m, n in taken}
+    path = Path(served.path).resolve()
     with _locked(path.parent):
         doc = load_document(path.read_bytes(), str(path))
         changed = False

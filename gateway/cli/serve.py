@@ -91,9 +91,8 @@ def _record_snapshots(deployment: Deployment, taken: dict[tuple[str, int], str])
         return deployment
     for (name, n), snapshot in taken.items():
         print(f"  {name} v{n}: snapshot {snapshot}", file=sys.stderr)
-    scripts = {(m, n): deployment.models[m].versions[n].script for m, n in taken}
     try:
-        text = edits.record_snapshots(deployment.path, taken, scripts)
+        text = edits.record_snapshots(deployment, taken)
     except (OSError, edits.EditError) as exc:
         print(f"modelgate: warning: the snapshots are served but not recorded in "
               f"{deployment.path} ({exc}); the next start snapshots the projects again",
@@ -163,7 +162,6 @@ async def _reload_on_hangup(reloader: Reloader, hangup: asyncio.Event) -> None:
 async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
                hangup: asyncio.Event) -> int:
     app = create_app(deployment, StartupProgress(), json_logs)
-    app[RELOADER].record_snapshots = edits.record_snapshots
     settings = deployment.gateway
     runner = GuardedRunner(app, Limits(settings.header_timeout_s, settings.body_timeout_s,
                                        settings.max_connections),

@@ -16,22 +16,17 @@ reason).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import structlog
 
-from gateway import audit
+from gateway import audit, edits
 from gateway.api import ReloadReport
 from gateway.config import ConfigError, Deployment, load_bytes
 from gateway.errors import ModelgateError
 from gateway.serving.service import ReloadError, Service
 from gateway.snapshots import prepare
-
-# Writes the snapshots taken of versions that had none into the config file (see
-# gateway.edits.record_snapshots): (path, {(model, n): snapshot}, {(model, n): script}).
-RecordSnapshots = Callable[[str, dict[tuple[str, int], str], dict[tuple[str, int], str]], object]
 
 log = structlog.get_logger("modelgate.admin")
 
@@ -57,7 +52,6 @@ class Reloader:
     def __init__(self, service: Service) -> None:
         self.service = service
         self._one_at_a_time = asyncio.Lock()
-        self.record_snapshots: RecordSnapshots | None = None  # set by `modelgate serve`
 
     async def reload(self, actor: str) -> ReloadReport:
         """Serve what the file now says; raise :class:`BadConfig` or :class:`ReloadFailed`
@@ -103,11 +97,8 @@ class Reloader:
     async def _record(self, deployment: Deployment, taken: dict[tuple[str, int], str]) -> None:
         """The snapshots taken of versions that had none go into the file."""
         log.info("snapshots_taken", versions=[f"{m} v{n}: {s}" for (m, n), s in taken.items()])
-        if self.record_snapshots is None:
-            return
-        scripts = {(m, n): deployment.models[m].versions[n].script for m, n in taken}
         try:
-            await asyncio.to_thread(self.record_snapshots, deployment.path, taken, scripts)
+            await asyncio.to_thread(edits.record_snapshots, deployment, taken)
         except Exception as exc:  # e.g. a read-only file: served now, but not recorded
             log.warning("snapshots_not_recorded", config=deployment.path, error=str(exc),
                         hint="record them with `modelgate publish`, or make the file writable")
