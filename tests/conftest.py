@@ -8,6 +8,7 @@ JSON log lines are collected for assertions.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import os
 import pwd
@@ -136,6 +137,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield session
+
+
+def token_sha256(token: str) -> str:
+    """What a config holds of a token: the hex SHA-256 of its value."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def version(script: Path | str, function: str, **options: Any) -> dict[str, Any]:

@@ -4,22 +4,18 @@ import base64
 
 import pytest
 
-from conftest import TEST_MODELS, start_gateway, version
+from conftest import TEST_MODELS, start_gateway, token_sha256, version
 
 SCRIPT = TEST_MODELS / "py_calls.py"
 TOKENS = {"ci-bot": "ci-secret-token-1", "other": "other-secret-token-2",
           "from-env": "env-held-token-3"}
 
 
-def sha(token):
-    import hashlib
-
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 CONFIG = {
-    "tokens": {"ci-bot": {"sha256": sha(TOKENS["ci-bot"])},
-               "other": {"sha256": sha(TOKENS["other"])},
+    "tokens": {"ci-bot": {"sha256": token_sha256(TOKENS["ci-bot"])},
+               "other": {"sha256": token_sha256(TOKENS["other"])},
                "from-env": {"env": "MODELGATE_TEST_TOKEN"}},
     "models": {
         "secret": {"access": {"public": False, "tokens": ["ci-bot", "from-env"]},

@@ -5,7 +5,6 @@ asserts on speed."""
 
 import asyncio
 import csv
-import hashlib
 import os
 import shutil
 import sys
@@ -13,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import EXAMPLES, ROOT, free_port, start_gateway, version
+from conftest import EXAMPLES, ROOT, free_port, start_gateway, token_sha256, version
 
 SCRIPT = EXAMPLES / "basics" / "basics.py"
 TOKENS = {"allowed": "bench-allowed-token-1", "other": "bench-other-token-2"}
@@ -29,8 +28,6 @@ if shutil.which("wrk") is None:  # `make test` installs it (scripts/system-deps.
     pytest.skip("wrk is missing and MODELGATE_TEST_SKIP_WRK=1", allow_module_level=True)
 
 
-def sha(token):
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 MODELS = {
@@ -42,7 +39,7 @@ MODELS = {
     "secret": {"access": {"public": False, "tokens": ["allowed"]},
                "versions": {1: version(SCRIPT, "add", workers=1)}},
 }
-HASHES = {name: {"sha256": sha(token)} for name, token in TOKENS.items()}
+HASHES = {name: {"sha256": token_sha256(token)} for name, token in TOKENS.items()}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import time
 import msgspec
 import pytest
 
-from conftest import TEST_MODELS, require, start_gateway, version
+from conftest import TEST_MODELS, require, start_gateway, token_sha256, version
 from workers.wire import MAX_NESTING
 
 PY = TEST_MODELS / "hostile.py"
@@ -153,13 +153,10 @@ ADMIN = "hardening-admin-2"
 
 async def test_anonymous_callers_see_no_restricted_model_and_no_load_error(gateway_factory,
                                                                             http):
-    import hashlib
-
-    def sha(token):
-        return hashlib.sha256(token.encode()).hexdigest()
 
     gw = await gateway_factory({
-        "tokens": {"ci": {"sha256": sha(TOKEN)}, "root": {"sha256": sha(ADMIN), "admin": True}},
+        "tokens": {"ci": {"sha256": token_sha256(TOKEN)},
+                   "root": {"sha256": token_sha256(ADMIN), "admin": True}},
         "models": {
             "alice-only": {"access": {"public": False, "tokens": ["ci"]}, "versions": {
                 1: version(TEST_MODELS / "faults_broken.py", "predict", workers=1)}},
@@ -188,13 +185,10 @@ async def test_anonymous_callers_see_no_restricted_model_and_no_load_error(gatew
 async def test_cross_site_form_types_are_415_and_401_challenges_bearer_only(gateway_factory,
                                                                              http):
     import base64
-    import hashlib
-
-    def sha(token):
-        return hashlib.sha256(token.encode()).hexdigest()
 
     gw = await gateway_factory({
-        "tokens": {"ci": {"sha256": sha(TOKEN)}, "root": {"sha256": sha(ADMIN), "admin": True}},
+        "tokens": {"ci": {"sha256": token_sha256(TOKEN)},
+                   "root": {"sha256": token_sha256(ADMIN), "admin": True}},
         "models": {"locked": {"access": {"public": False, "tokens": ["ci"]},
                               "versions": {1: version(PY, "take", workers=1)}}}})
     async with http.post(gw.model_url("locked"), json={"parameters": [1]}) as resp:

@@ -4,7 +4,6 @@ the same audit lines; bad archives and read-only configs are refused with nothin
 publishes at once both land."""
 
 import asyncio
-import hashlib
 import io
 import os
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import start_gateway
+from conftest import start_gateway, token_sha256
 from gateway import audit
 
 ADMIN, USER = "ops-publishing-token", "user-publishing-token"
@@ -32,8 +31,6 @@ def predict(x=0):
 """
 
 
-def sha(token):
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def config(routing="basic"):
@@ -41,8 +38,8 @@ def config(routing="basic"):
     return f"""\
 # published through HTTP (this comment must survive)
 tokens:
-  ops: {{sha256: "{sha(ADMIN)}", admin: true}}
-  user: {{sha256: "{sha(USER)}"}}
+  ops: {{sha256: "{token_sha256(ADMIN)}", admin: true}}
+  user: {{sha256: "{token_sha256(USER)}"}}
 models:
   m:
     access: {{public: true}}

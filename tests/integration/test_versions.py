@@ -15,7 +15,7 @@ import aiohttp
 import msgspec
 import pytest
 
-from conftest import ROOT, TEST_MODELS, version
+from conftest import ROOT, TEST_MODELS, token_sha256, version
 from gateway import config
 from gateway.serving import reload
 
@@ -36,8 +36,6 @@ models:
 """
 
 
-def sha(token):
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def cli(*args, env=None):
@@ -252,7 +250,7 @@ async def test_settings_read_at_start_keep_their_values_and_need_a_restart(gatew
                                                                            http):
     gw = await gateway_factory({
         "gateway": {"max_body_bytes": 1000, "request_timeout_s": 30},
-        "tokens": {"ops": {"sha256": sha(ADMIN_TOKEN), "admin": True}},
+        "tokens": {"ops": {"sha256": token_sha256(ADMIN_TOKEN), "admin": True}},
         "models": {"m": {"access": {"public": True}, "versions": {
             1: version(SCRIPT, "whoami", workers=1)}}}})
     text = gw.config_path.read_text()
@@ -276,7 +274,7 @@ async def test_a_new_default_timeout_reaches_the_pools_kept_warm(gateway_factory
     faults = TEST_MODELS / "faults.py"
     gw = await gateway_factory({
         "gateway": {"request_timeout_s": 30},
-        "tokens": {"ops": {"sha256": sha(ADMIN_TOKEN), "admin": True}},
+        "tokens": {"ops": {"sha256": token_sha256(ADMIN_TOKEN), "admin": True}},
         "models": {"m": {"access": {"public": True}, "versions": {
             1: version(faults, "slow", workers=1), 2: version(faults, "whoami", workers=1)}}}})
     status, answer = await call(http, gw.model_url("m", 2))
@@ -324,8 +322,8 @@ async def test_an_env_change_restarts_only_that_models_pools(gateway_factory, ht
 
 async def test_the_admin_api_answers_admin_tokens_only(gateway_factory, http):
     gw = await gateway_factory({
-        "tokens": {"ops": {"sha256": sha(ADMIN_TOKEN), "admin": True},
-                   "ci": {"sha256": sha(USER_TOKEN)}},
+        "tokens": {"ops": {"sha256": token_sha256(ADMIN_TOKEN), "admin": True},
+                   "ci": {"sha256": token_sha256(USER_TOKEN)}},
         "models": {"m": {"access": {"public": False, "tokens": ["ci", "ops"]},
                          "routing": "advanced", "promoted": 1, "versions": {
                              1: version(SCRIPT, "whoami"), 2: version(SCRIPT, "whoami")}}}})
