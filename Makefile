@@ -2,7 +2,9 @@
 # Both set everything up first (Debian packages, .venv, example models), idempotently and
 # quietly when it is already there.
 
-PYTHON ?= python3
+# The venv's interpreter: Debian's (scripts/system-deps.sh installs it). Every user can run it,
+# as the workers of a gateway started as root must (they run as gateway.worker_user, `nobody`).
+PYTHON ?= /usr/bin/python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
@@ -16,7 +18,7 @@ export UV_SYSTEM_CERTS ?= 1
 SYNC   := $(UV) pip sync --quiet --python $(PY) --require-hashes --build-constraints $(LOCK)
 EDITABLE := $(UV) pip install --quiet --python $(PY) --build-constraints $(LOCK) --no-deps -e .
 
-.PHONY: demo test test-latest setup system venv models lint lock bench clean
+.PHONY: demo test test-latest setup system venv models lint lock bench clean FORCE
 
 demo: setup
 	$(VENV)/bin/modelgate serve configs/demo.yaml
@@ -31,9 +33,14 @@ system:
 
 venv: $(STAMPS)/venv
 
+# The venv is made again when it was made on another interpreter than $(PYTHON).
+$(STAMPS)/python: FORCE | $(STAMPS)
+	@echo "$(PYTHON)" | cmp -s - $@ || echo "$(PYTHON)" > $@
+
 # uv comes from the lock too: pip installs just its pinned, hashed wheel, then uv installs the rest.
-$(STAMPS)/venv: pyproject.toml $(LOCK) | $(STAMPS)
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(STAMPS)/venv: pyproject.toml $(LOCK) $(STAMPS)/python | $(STAMPS) system
+	@grep -qxF "executable = $$(readlink -f $(PYTHON))" $(VENV)/pyvenv.cfg 2>/dev/null \
+	  || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	@echo "installing modelgate and its locked dependencies into $(VENV) (log: $(STAMPS)/install.log)"
 	@( test -x $(UV) || ( $(PYTHON) scripts/lock_select.py $(LOCK) --packages uv > $(STAMPS)/uv.txt \
 	     && $(PY) -m pip install --disable-pip-version-check --require-hashes --no-deps \
@@ -91,3 +98,5 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .venv-latest $(STAMPS) $(WINE)/results $(WINE)/*.Rda $(WINE)/winequality-red.csv
+
+FORCE:

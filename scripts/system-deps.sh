@@ -6,6 +6,9 @@
 set -euo pipefail
 
 packages=(
+  # The interpreter the venv is built on: Debian's, which every user can run (a Python under
+  # a home directory is closed to the unprivileged user a root gateway runs its workers as).
+  python3.11 python3.11-venv python3.11-dev
   r-base-core r-base-dev          # R, and the headers rpy2 builds against
   r-cran-randomforest r-cran-jsonlite
   build-essential                 # compilers for rpy2's extension
@@ -19,9 +22,6 @@ packages=(
 )
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(r-cran-plumber)      # the R contender
-fi
-if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  packages+=(python3-venv python3-dev)
 fi
 
 missing=()
