@@ -166,6 +166,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body_timeout_s: float = 30.0  # a request's body, once its handler reads it; then 408
     idle_timeout_s: float = 75.0  # a keep-alive connection with no request; then closed
     max_connections: int = 1000  # open at once; the next one gets 503 and is closed
+    # the user pools (and so the models' code) run as when the gateway starts as root;
+    # None: nobody (see gateway.serving.worker_user)
+    worker_user: str | None = None
 
 
 class Deployment(msgspec.Struct, frozen=True):

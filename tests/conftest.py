@@ -15,6 +15,7 @@ import pwd
 import select
 import signal
 import socket
+import stat
 import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -87,6 +88,7 @@ async def start_gateway(directory: Path, config: dict[str, Any] | str,
                         startup_timeout: float = 90) -> RunningGateway:
     """Write ``config`` (a dict or YAML text) to ``directory`` and serve it."""
     directory.mkdir(parents=True, exist_ok=True)
+    open_to_workers(directory)
     config_path = directory / "deployment.yaml"
     text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
     config_path.write_text(text)
@@ -196,6 +198,41 @@ def as_unprivileged(check: Callable[[], None], user: str = "nobody",
         report = child_output.read().decode(errors="replace")  # EOF: the child has exited
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"as {user}:\n{report or 'killed'}"
+
+
+def require_root(why: str) -> None:
+    """Fail unless root (``make test`` runs as root), or skip when
+    ``MODELGATE_TEST_SKIP_ROOT=1`` asks for it: ``why`` says what needs root."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("MODELGATE_TEST_SKIP_ROOT") != "1":
+        pytest.fail(f"{why} needs root: run `make test` as root, or set "
+                    "MODELGATE_TEST_SKIP_ROOT=1 to skip this test on purpose", pytrace=False)
+    pytest.skip(f"{why} needs root; MODELGATE_TEST_SKIP_ROOT=1")
+
+
+def open_to_workers(directory: Path) -> None:
+    """As root, let other users enter ``directory`` and the directories above it that are ours
+    (pytest makes them 0700): a root gateway's pools run as ``nobody`` and read the snapshots
+    kept beside the config, as in a real deployment. Entering only: nothing becomes listable."""
+    if os.geteuid() != 0:
+        return
+    for path in (directory, *directory.parents):
+        info = path.stat()
+        if info.st_uid == 0 and not info.st_mode & stat.S_IXOTH:
+            path.chmod(stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+
+
+@pytest.fixture
+def exchange_dir(tmp_path: Path) -> Path:
+    """A directory that the test and its models' workers (``nobody`` under a root gateway)
+    both write: files a model leaves for the test to count, files the test leaves to release
+    a held call."""
+    directory = tmp_path / "exchange"
+    directory.mkdir()
+    directory.chmod(0o777)
+    open_to_workers(directory)
+    return directory
 
 
 def world_readable_dir(prefix: str) -> Path:

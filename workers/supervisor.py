@@ -54,6 +54,7 @@ BACKOFF_MAX_S = 10.0
 STABLE_AFTER_S = 5.0  # a worker that lived this long resets the backoff
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 
 
 def die_with_parent() -> None:
@@ -65,6 +66,16 @@ def die_with_parent() -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def keep_private() -> None:
+    """Not dumpable, and so neither are the workers forked from here: the pools of a gateway
+    share one user (``gateway.worker_user``), and another model's code must not read this
+    model's memory or ``/proc/<pid>/environ`` (its ``env``) or attach a debugger to it."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def configure_logging(json_logs: bool, spec: PoolSpec | None = None) -> None:
@@ -302,6 +313,7 @@ def main() -> int:
     os.dup2(2, 1)  # user prints go to stderr, never into the status pipe
     sys.stdout = sys.stderr
     die_with_parent()
+    keep_private()
     configure_logging(spec.log_json, spec)
     return run_supervisor(spec, status)
 

@@ -13,22 +13,29 @@ import msgspec
 
 from gateway.config import Deployment, Environment
 from gateway.environments import BuildError, build
+from gateway.serving import worker_user
 from gateway.serving.supervisor_process import spawn_supervisor
 from gateway.snapshots import script_in_snapshot, store_of
 from workers.wire import LoadFailed, PoolSpec, decode_event
 
 
 async def load_problems(deployment: Deployment, timeout_s: float = 300.0) -> list[str]:
-    """``models.M.versions.N: ...`` for every published version whose script fails to load."""
+    """``models.M.versions.N: ...`` for every published version whose script fails to load
+    (loaded as the pools would be, by ``gateway.worker_user`` when this is root)."""
+    try:
+        user = worker_user.resolve(deployment.gateway.worker_user)
+    except worker_user.WorkerUserError as exc:
+        return [str(exc)]
     checks = [
-        _load_one(deployment, name, n, timeout_s)
+        _load_one(deployment, name, n, timeout_s, user)
         for name, model in deployment.models.items() if not model.unpublished
         for n, version in model.versions.items() if not version.unpublished
     ]
     return [problem for problem in await asyncio.gather(*checks) if problem]
 
 
-async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float) -> str | None:
+async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float,
+                    user: worker_user.WorkerUser | None) -> str | None:
     model = deployment.models[name]
     version = model.versions[n]
     script, workdir, python, r_libs = str(deployment.script_path(version)), "", "", []
@@ -45,7 +52,12 @@ async def _load_one(deployment: Deployment, name: str, n: int, timeout_s: float)
                     script=script, workdir=workdir, python=python, r_libs=r_libs,
                     function=version.function,
                     workers=0, env=dict(model.env), connect="", log_json=True)
-    process = await spawn_supervisor(spec, stderr=asyncio.subprocess.DEVNULL)
+    if user is not None:
+        try:
+            await asyncio.to_thread(worker_user.check_access, user, [spec])
+        except worker_user.WorkerUserError as exc:
+            return f"models.{name}.versions.{n}: {exc}"
+    process = await spawn_supervisor(spec, stderr=asyncio.subprocess.DEVNULL, user=user)
     try:
         out, _ = await asyncio.wait_for(process.communicate(), timeout_s)
     except TimeoutError:

@@ -31,6 +31,7 @@ from gateway.config import ConfigError, Deployment, load, seal_secrets
 from gateway.environments import build_all
 from gateway.serving.dispatcher import VersionPool
 from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
+from gateway.serving.worker_user import WorkerUserError
 from gateway.snapshots import prepare
 from gateway.web.app import create_app
 from gateway.web.connections import GuardedRunner, Limits
@@ -166,7 +167,12 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
     runner = GuardedRunner(app, Limits(settings.header_timeout_s, settings.body_timeout_s,
                                        settings.max_connections),
                            settings.idle_timeout_s, access_log=None, handle_signals=False)
-    await runner.setup()
+    try:
+        await runner.setup()  # the pools start here
+    except WorkerUserError as exc:
+        print(f"modelgate: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
     site = web.TCPSite(runner, host, port, backlog=2048,
                        shutdown_timeout=deployment.gateway.drain_timeout_s)
     try:

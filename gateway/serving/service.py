@@ -29,6 +29,13 @@ from gateway.serving.remote import RemoteListener
 from gateway.serving.routing import ModelRoutes, RoutingTable, Served, model_routes
 from gateway.serving.supervisor_process import SupervisorProcess
 from gateway.serving.worker_logs import WorkerLogs
+from gateway.serving.worker_user import (
+    WorkerUser,
+    WorkerUserError,
+    check_access,
+    open_runtime_to,
+    resolve,
+)
 from gateway.snapshots import prepare, script_in_snapshot, store_of
 from gateway.versions import version_id
 from workers.wire import PoolSpec, Reply
@@ -51,6 +58,7 @@ class Service:
         self.progress = progress
         self.json_logs = json_logs
         self.runtime_dir = tempfile.mkdtemp(prefix="modelgate-")
+        self.worker_user: WorkerUser | None = None  # the pools' user (resolved at start)
         self.dispatcher: Dispatcher | None = None
         self.pools: dict[PoolKey, SupervisorProcess] = {}
         self.starting: list[SupervisorProcess] = []  # a reload's new pools, until the switch
@@ -73,10 +81,15 @@ class Service:
         """Start every pool and wait (bounded) until each is up or has failed."""
         self.deployment, _ = await asyncio.to_thread(prepare, self.deployment)  # serve did
         self.environments = await asyncio.to_thread(build_all, self.deployment)
-        self.dispatcher = Dispatcher(f"ipc://{self.runtime_dir}/workers.sock")
+        self.worker_user = resolve(self.deployment.gateway.worker_user)
+        socket = f"{self.runtime_dir}/workers.sock"
+        self.dispatcher = Dispatcher(f"ipc://{socket}")
+        if self.worker_user is not None:
+            open_runtime_to(self.worker_user, self.runtime_dir, socket)
         if self.deployment.gateway.workers_listen:
             self.remote = RemoteListener(self.dispatcher, self.deployment)
         self.pools = self._plan(self.deployment, self.environments)
+        await self._check_access(self.pools.values())
         await self._bring_up(self.pools.values(), self.progress)
         self.table = self._routes(self.deployment, self.pools)
 
@@ -85,8 +98,15 @@ class Service:
         async with self._reloading:
             # built before anything moves: a failed build is a bad config, the old one serving
             environments = await asyncio.to_thread(build_all, deployment)
+            if deployment.gateway.worker_user != self.deployment.gateway.worker_user:
+                raise ReloadError("gateway.worker_user changed: the pools' user changes only "
+                                  "with a restart of the gateway")
             planned = self._plan(deployment, environments)
             fresh = [p for key, p in planned.items() if key not in self.pools]
+            try:
+                await self._check_access(fresh)
+            except WorkerUserError as exc:
+                raise ReloadError(str(exc)) from None
             # Until the switch, a stop (which cancels this reload) takes these down too.
             self.starting = fresh
             try:
@@ -152,7 +172,7 @@ class Service:
                 )
                 spec = msgspec.structs.replace(spec, pool_secret=pool.secret)
                 planned[key] = SupervisorProcess(spec, pool, self.dispatcher,
-                                                 self.worker_logs)
+                                                 self.worker_logs, self.worker_user)
         return planned
 
     @staticmethod
@@ -166,6 +186,12 @@ class Service:
                 for n, v in model.versions.items() if not v.unpublished})
             for name, model in deployment.models.items() if not model.unpublished
         }, unpublished={name for name, model in deployment.models.items() if model.unpublished})
+
+    async def _check_access(self, processes: Iterable[SupervisorProcess]) -> None:
+        """As root: the pools' user can run these pools (or :class:`WorkerUserError` says why)."""
+        specs = [p.spec for p in processes if p.spec.workers > 0]
+        if self.worker_user is not None and specs:
+            await asyncio.to_thread(check_access, self.worker_user, specs)
 
     async def _bring_up(self, processes: Iterable[SupervisorProcess],
                         progress: Progress | None) -> None:

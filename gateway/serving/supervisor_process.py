@@ -17,6 +17,7 @@ import structlog
 
 from gateway.serving.dispatcher import Dispatcher, VersionPool
 from gateway.serving.worker_logs import WorkerLogs
+from gateway.serving.worker_user import WorkerUser
 from workers.wire import (
     LoadFailed,
     PoolSpec,
@@ -45,14 +46,18 @@ def worker_environment(model_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-async def spawn_supervisor(spec: PoolSpec, stderr: int | None = None
-                           ) -> asyncio.subprocess.Process:
+async def spawn_supervisor(spec: PoolSpec, stderr: int | None = None,
+                           user: WorkerUser | None = None) -> asyncio.subprocess.Process:
     """``python -m workers.supervisor`` for ``spec`` (sent on its stdin, then closed): in a
-    session of its own and with only the model's environment; its events come on stdout."""
+    session of its own, with only the model's environment, and as ``user`` when given (see
+    :mod:`gateway.serving.worker_user`); its events come on stdout."""
+    argv, env = [spec.python or sys.executable, "-m", "workers.supervisor"], \
+        worker_environment(spec.env)
+    if user is not None:
+        argv, env = user.command(argv), user.environment(env)
     process = await asyncio.create_subprocess_exec(
-        spec.python or sys.executable, "-m", "workers.supervisor",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-        env=worker_environment(spec.env), start_new_session=True, limit=LINE_LIMIT,
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+        env=env, start_new_session=True, limit=LINE_LIMIT,
     )
     assert process.stdin is not None
     process.stdin.write(encode_spec(spec))
@@ -64,8 +69,9 @@ class SupervisorProcess:
     """The gateway's handle on one supervisor process (``python -m workers.supervisor``)."""
 
     def __init__(self, spec: PoolSpec, pool: VersionPool, dispatcher: Dispatcher,
-                 logs: WorkerLogs | None = None) -> None:
+                 logs: WorkerLogs | None = None, user: WorkerUser | None = None) -> None:
         self.spec = spec
+        self.user = user  # None: as the gateway's own user
         self.pool = pool
         self.dispatcher = dispatcher
         self.logs = logs  # None: the pool's log lines go straight to the gateway's stderr
@@ -80,7 +86,7 @@ class SupervisorProcess:
         if self.spec.workers == 0:
             return  # remote workers only: they join through gateway.workers_listen
         self.process = await spawn_supervisor(
-            self.spec, None if self.logs is None else asyncio.subprocess.PIPE)
+            self.spec, None if self.logs is None else asyncio.subprocess.PIPE, self.user)
         self._started_at = asyncio.get_running_loop().time()
         self._watcher = asyncio.create_task(self._watch(self.process))
         if self.logs is not None:

@@ -91,8 +91,8 @@ async def test_a_prediction_is_accepted_at_once_then_polled_to_its_result(gw, ht
         await asyncio.sleep(0.05)
 
 
-async def test_a_prediction_is_queued_then_running_before_it_succeeds(gw, http, tmp_path):
-    release = tmp_path / "release"  # the first runs until the test has seen it run
+async def test_a_prediction_is_queued_then_running_before_it_succeeds(gw, http, exchange_dir):
+    release = exchange_dir / "release"  # the first runs until the test has seen it run
     try:
         first = await submit(http, gw, "slow", {"data": {"x": 1, "release": str(release)}})
         second = await submit(http, gw, "slow", {"data": {"x": 2, "seconds": 0}})
@@ -162,8 +162,8 @@ async def test_a_restricted_model_needs_the_token_on_both_calls(gw, http):
         "doubled": 10}
 
 
-async def test_the_queue_is_bounded_with_503_overloaded(small, http, tmp_path):
-    release = tmp_path / "release"  # all three stay unfinished until the 503 is seen
+async def test_the_queue_is_bounded_with_503_overloaded(small, http, exchange_dir):
+    release = exchange_dir / "release"  # all three stay unfinished until the 503 is seen
     try:
         running = await submit(http, small, "slow",
                                {"data": {"x": 1, "release": str(release)}})

@@ -94,8 +94,8 @@ async def test_r_functions_are_batched_too(gateway_factory, http):
 
 
 async def test_calls_that_queued_one_by_one_behind_a_batch_form_the_next_batch(
-        gateway_factory, http, tmp_path):
-    started, release = tmp_path / "started.txt", tmp_path / "release"
+        gateway_factory, http, exchange_dir):
+    started, release = exchange_dir / "started.txt", exchange_dir / "release"
     gw = await gateway_factory({"models": {"b": {
         "access": {"public": True}, "versions": {1: batched("held_sizes")},
         "env": {"STARTED_FILE": str(started), "RELEASE_FILE": str(release)}}}})

@@ -131,8 +131,8 @@ async def test_a_killed_pool_parent_is_restarted_with_its_workers(gateway_factor
 
 
 async def test_a_call_past_its_timeout_is_504_and_the_worker_is_replaced(gateway_factory, http,
-                                                                       tmp_path):
-    calls = tmp_path / "calls.txt"
+                                                                       exchange_dir):
+    calls = exchange_dir / "calls.txt"
     gw = await gateway_factory({"models": {"m": {
         **model("slow", workers=1, timeout_s=1), "env": {"CALLS_FILE": str(calls)}}}})
     url = gw.model_url("m")
@@ -158,12 +158,12 @@ async def test_a_call_past_its_timeout_is_504_and_the_worker_is_replaced(gateway
 
 
 async def test_a_call_that_waited_in_the_queue_past_its_timeout_is_never_run(
-        gateway_factory, http, tmp_path):
+        gateway_factory, http, exchange_dir):
     """The only worker (one slot) is held by a call until the test releases it; calls behind
     it wait in the gateway's queue past their timeout: each is a 504, and none ever runs, not
     even once the worker is free again. The held call started under a 60 s default timeout,
     then a reload lowers the default to 1 s for the calls that come after (the pool is kept)."""
-    calls, release = tmp_path / "calls.txt", tmp_path / "release"
+    calls, release = exchange_dir / "calls.txt", exchange_dir / "release"
     config = {"gateway": {"request_timeout_s": 60}, "models": {"m": {
         **model("held", workers=1, slots=1), "env": {"CALLS_FILE": str(calls)}}}}
     gw = await gateway_factory(config)

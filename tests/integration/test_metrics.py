@@ -162,8 +162,8 @@ async def test_ready_and_expected_workers_per_version(gw, http):
         assert metrics("modelgate_workers_expected", **labels) == state["workers"] == 1
 
 
-async def test_in_flight_calls_and_queue_depth_while_calls_are_held(gw, http, tmp_path):
-    release = tmp_path / "release"
+async def test_in_flight_calls_and_queue_depth_while_calls_are_held(gw, http, exchange_dir):
+    release = exchange_dir / "release"
     held = {"model": "held", "version": "1"}
     calls = [asyncio.create_task(post(http, gw.model_url("held"),
                                       {"parameters": [str(release)]}))

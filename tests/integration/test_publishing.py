@@ -10,10 +10,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import pytest
 import yaml
 
-from conftest import start_gateway, token_sha256
+from conftest import require_root, start_gateway, token_sha256
 from gateway import audit
 
 ADMIN, USER = "ops-publishing-token", "user-publishing-token"
@@ -298,11 +297,7 @@ async def test_two_publishes_at_once_both_land_with_distinct_numbers(tmp_path, h
 
 
 async def test_a_read_only_config_answers_409_naming_the_setting(tmp_path, http):
-    if os.geteuid() != 0:  # a read-only bind mount needs root, as `make test` runs
-        if os.environ.get("MODELGATE_TEST_SKIP_ROOT") != "1":
-            pytest.fail("a read-only bind mount needs root: run `make test` as root, or set "
-                        "MODELGATE_TEST_SKIP_ROOT=1 to skip this test on purpose", pytrace=False)
-        pytest.skip("a read-only bind mount needs root; MODELGATE_TEST_SKIP_ROOT=1")
+    require_root("a read-only bind mount")
     gw = await start(tmp_path, routing="advanced")
     directory = gw.config_path.parent
     subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)

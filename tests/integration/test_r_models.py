@@ -78,8 +78,8 @@ def parent_of(pid):
 
 
 async def test_the_model_env_reaches_r_and_the_script_ran_once_per_pool(gateway_factory, http,
-                                                                      tmp_path):
-    loads = tmp_path / "loads.txt"
+                                                                      exchange_dir):
+    loads = exchange_dir / "loads.txt"
     gw = await gateway_factory({"models": {
         "env": {"access": {"public": True}, "env": {"MODEL_SETTING": "fast"},
                 "versions": {1: version(SCRIPT, "env_value")}},

@@ -25,8 +25,8 @@ async def concurrently(http, url, count):
 
 
 async def test_with_preload_the_script_runs_once_in_the_pool_parent(gateway_factory, http,
-                                                                   tmp_path):
-    loads = tmp_path / "loads.txt"
+                                                                   exchange_dir):
+    loads = exchange_dir / "loads.txt"
     gw = await gateway_factory({"models": {"who": {
         **model("whoami", workers=3), "env": {"LOADS_FILE": str(loads)}}}})
     answers = await concurrently(http, gw.model_url("who"), 30)
@@ -36,8 +36,8 @@ async def test_with_preload_the_script_runs_once_in_the_pool_parent(gateway_fact
 
 
 async def test_without_preload_the_script_runs_once_in_each_worker(gateway_factory, http,
-                                                                  tmp_path):
-    loads = tmp_path / "loads.txt"
+                                                                  exchange_dir):
+    loads = exchange_dir / "loads.txt"
     gw = await gateway_factory({"models": {"who": {
         **model("whoami", workers=2, preload=False), "env": {"LOADS_FILE": str(loads)}}}})
     answers = await concurrently(http, gw.model_url("who"), 20)

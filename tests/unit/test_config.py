@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import EXAMPLES, ROOT, as_unprivileged, world_readable_dir
+from conftest import EXAMPLES, ROOT, as_unprivileged, open_to_workers, world_readable_dir
 from gateway.config import ConfigError, load, parse
 
 SCRIPT = str(EXAMPLES / "basics" / "basics.py")
@@ -286,6 +286,7 @@ def test_modelgate_check_exits_1_with_the_errors_on_stderr(tmp_path, override, w
 
 
 def test_modelgate_check_runs_each_script_unless_told_not_to(tmp_path):
+    open_to_workers(tmp_path)  # as root, scripts are loaded as nobody
     raising = tmp_path / "raising.py"
     raising.write_text("import not_a_module_anywhere\n\ndef add():\n    pass\n")
     failing = tmp_path / "fail.yaml"
