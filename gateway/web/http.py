@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import os
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -27,6 +28,8 @@ from gateway.web.connections import body_timeout
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 MAX_REQUEST_ID = 128
+T = TypeVar("T")
+OFF_LOOP_BYTES = 64 * 1024  # bodies (and results) above this are parsed in a thread
 _RID_PREFIX = os.urandom(4).hex()
 _rid_counter = itertools.count(1)
 _encode = msgspec.json.Encoder().encode
@@ -102,3 +105,12 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return body
 
 
+
+
+async def off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` on a body of ``size`` bytes: at once when it is small, in a thread when
+    it is large, so that parsing or reshaping megabytes does not stall every other request of
+    the gateway (a thread hop costs more than parsing a small body)."""
+    if size <= OFF_LOOP_BYTES:
+        return work(*args)
+    return await asyncio.to_thread(work, *args)

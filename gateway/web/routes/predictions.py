@@ -18,7 +18,7 @@ from gateway import logs
 from gateway.errors import BadRequest, ModelgateError
 from gateway.serving.predictions import AsyncRunner, PredictionStatus, database_path
 from gateway.serving.service import Service
-from gateway.web.http import error_response, read_body, require_json
+from gateway.web.http import error_response, off_loop, read_body, require_json
 from gateway.web.keys import REQUEST_ID, RUNNER, SERVICE
 from gateway.web.openapi import documented
 from workers.wire import BadEnvelope, Envelope, decode_envelope
@@ -50,7 +50,7 @@ async def submit(request: web.Request, service: Service, name: str) -> web.Respo
     require_json(request)
     body = await read_body(request, service.deployment.gateway.max_body_bytes)
     try:  # stored now, run later: refuse a body that is not a call while the caller waits
-        decode_envelope(body)
+        await off_loop(len(body), decode_envelope, body)
     except BadEnvelope as exc:
         raise BadRequest(str(exc)) from None
     pid = await request.app[RUNNER].submit(name, token, body)

@@ -14,7 +14,6 @@ unknown ``/v2`` route, is the V2 ``{"error": "..."}`` with the status of SPEC §
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -30,13 +29,18 @@ from gateway.serving.routing import ModelRoutes, Served
 from gateway.serving.service import Service
 from gateway.tensors import InferRequest, InferResponse, call_body, outputs
 from gateway.web import raw_tensors
-from gateway.web.http import error_response, method_not_allowed, read_body, require_json
+from gateway.web.http import (
+    error_response,
+    method_not_allowed,
+    off_loop,
+    read_body,
+    require_json,
+)
 from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented, hidden
 
 log = structlog.get_logger("modelgate.v2")
 T = TypeVar("T")
-OFF_LOOP_BYTES = 64 * 1024  # V2 bodies (and results) above this are converted in a thread
 
 
 class TensorMetadata(msgspec.Struct, frozen=True):
@@ -205,7 +209,7 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     header_length = request.headers.get("Inference-Header-Content-Length")
     submitted = None
     if raw_tensors.wanted(service, name, _label(request)):  # `tensors: numpy`: as it came
-        infer_request, json_length = await _converted(
+        infer_request, json_length = await off_loop(
             raw_tensors.json_size(raw, header_length), raw_tensors.header, raw, header_length)
         if raw_tensors.wanted(service, name, _label(request)):  # still (no reload meanwhile)
             submitted = service.submit(name, _label(request), raw, request[REQUEST_ID],
@@ -213,7 +217,7 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     if submitted is not None:
         served, replied = submitted
     else:
-        infer_request, body = await _converted(len(raw), call_body, raw, header_length)
+        infer_request, body = await off_loop(len(raw), call_body, raw, header_length)
         served, replied = service.submit(name, _label(request), body, request[REQUEST_ID])
     request[SERVED_KEY] = served
     reply = await replied
@@ -221,21 +225,13 @@ async def infer(request: web.Request, rid: str) -> web.Response:
     if reply.error is not None:
         raise CallFailed(reply.error.status, reply.error.type, reply.error.message)
     rid_out = rid if infer_request.id is msgspec.UNSET else infer_request.id
-    answer = await _converted(len(reply.result), _answer, name, served.number, rid_out,
+    answer = await off_loop(len(reply.result), _answer, name, served.number, rid_out,
                               reply.result, infer_request)
     return web.Response(body=answer, content_type="application/json")
 
 
 def _answer(name: str, number: int, rid: str, result: bytes, asked: InferRequest) -> bytes:
     return _encode(InferResponse(name, str(number), rid, outputs(result, asked.outputs)))
-
-
-async def _converted(size: int, convert: Callable[..., T], *args: Any) -> T:
-    """``convert(*args)``: at once for a small body, in a thread for a large one, so that
-    reshaping megabytes of tensors does not stall every other request of the gateway."""
-    if size <= OFF_LOOP_BYTES:
-        return convert(*args)
-    return await asyncio.to_thread(convert, *args)
 
 
 def install(app: web.Application) -> None:
