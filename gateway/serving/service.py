@@ -13,6 +13,8 @@ caller call it?) and then :meth:`Service.submit` (pick the version, hand the bod
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -57,7 +59,7 @@ class Service:
         self.tokens = TokenBook(deployment.tokens)
         self.progress = progress
         self.json_logs = json_logs
-        self.runtime_dir = tempfile.mkdtemp(prefix="modelgate-")
+        self.runtime_dir = runtime_dir()
         self.worker_user: WorkerUser | None = None  # the pools' user (resolved at start)
         self.dispatcher: Dispatcher | None = None
         self.pools: dict[PoolKey, SupervisorProcess] = {}
@@ -314,6 +316,36 @@ class Service:
         """Whether the caller presents an admin token (no 401 for others: probes stay open)."""
         return authorization is not None and self.tokens.identify(authorization) in \
             self.tokens.admins
+
+
+def runtime_dir() -> str:
+    """A fresh directory for the workers' socket, named after this process; the directories
+    of gateways that died without removing theirs (killed, crashed) are removed first."""
+    root = tempfile.gettempdir()
+    for entry in os.listdir(root):
+        match = _RUNTIME_DIR.fullmatch(entry)
+        if match is None or _alive(int(match[1])):
+            continue
+        path = os.path.join(root, entry)
+        try:
+            if os.stat(path).st_uid == os.geteuid():
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+    return tempfile.mkdtemp(prefix=f"modelgate-{os.getpid()}-", dir=root)
+
+
+_RUNTIME_DIR = re.compile(r"modelgate-(\d+)-[a-z0-9_]+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def pool_spec(deployment: Deployment, name: str, n: int, connect: str,

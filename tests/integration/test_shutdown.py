@@ -1,8 +1,11 @@
 """Stopping: SIGTERM finishes the calls in flight and leaves no process behind; SIGKILL of the
-gateway leaves no orphan either (its pool parents and workers die with it)."""
+gateway leaves no orphan either (its pool parents and workers die with it), and the next
+gateway removes the socket directory a killed one left."""
 
 import asyncio
+import glob
 import signal
+import tempfile
 
 import yaml
 
@@ -54,6 +57,22 @@ async def test_sigkill_of_the_gateway_leaves_no_orphans(gateway_factory, http):
     gw.process.send_signal(signal.SIGKILL)
     await gw.process.wait()
     await until_gone(tree, timeout=10)
+
+
+def runtime_dirs(pid):
+    return glob.glob(f"{tempfile.gettempdir()}/modelgate-{pid}-*")
+
+
+async def test_a_killed_gateways_socket_directory_is_removed_by_the_next_one(gateway_factory):
+    killed, living = await gateway_factory(CONFIG), await gateway_factory(CONFIG)
+    assert len(runtime_dirs(killed.process.pid)) == 1
+    killed.process.send_signal(signal.SIGKILL)
+    await killed.process.wait()
+    assert len(runtime_dirs(killed.process.pid)) == 1  # nobody was there to remove it
+    following = await gateway_factory(CONFIG)
+    assert runtime_dirs(killed.process.pid) == []
+    assert len(runtime_dirs(living.process.pid)) == 1  # a live gateway's is left alone
+    assert len(runtime_dirs(following.process.pid)) == 1
 
 
 async def test_sigterm_during_a_reload_stops_the_pools_it_was_starting(gateway_factory):
