@@ -16,6 +16,7 @@ import zmq.auth
 
 from gateway.config import ConfigError, load
 from gateway.environments import build_all
+from gateway.serving import worker_user
 from gateway.serving.service import pool_spec
 from gateway.serving.supervisor_process import worker_environment
 from gateway.snapshots import prepare
@@ -57,10 +58,19 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
         curve = {"curve_public_key": public.decode(), "curve_secret_key": secret.decode(),
                  "curve_server_key": server.decode()}
     spec = msgspec.structs.replace(spec, workers=workers or max(1, spec.workers), **curve)
+    try:  # as root, the pool runs as gateway.worker_user, as a local pool does
+        user = worker_user.resolve(deployment.gateway.worker_user)
+        if user is not None:
+            worker_user.check_access(user, [spec])
+    except worker_user.WorkerUserError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     # The same environment as a local pool's: the host's variables stay out, the model's `env`
     # is in (this process becomes the pool parent, and its workers are forked from it).
     clean = worker_environment(spec.env)
     os.environ.clear()
-    os.environ.update(clean)
+    os.environ.update(clean if user is None else user.environment(clean))
+    if user is not None:
+        worker_user.become(user)
     configure_logging(json_logs, spec)
     return run_supervisor(spec, StatusLog())

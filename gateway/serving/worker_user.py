@@ -17,6 +17,7 @@ the directory to open, not a pool that dies on every restart.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
@@ -96,6 +97,18 @@ def resolve(setting: str | None) -> WorkerUser | None:
         raise WorkerUserError("gateway.worker_user: switching the pools to an unprivileged user "
                               "takes `setpriv` (Debian's util-linux); install it")
     return WorkerUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, setpriv)
+
+
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def become(user: WorkerUser) -> None:
+    """This process becomes ``user`` for good, as :meth:`WorkerUser.command` does for a child:
+    for ``modelgate worker``, whose pool runs in its own process (after it read its keys)."""
+    os.setgroups([])
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
 def open_runtime_to(user: WorkerUser, directory: str, socket: str) -> None:

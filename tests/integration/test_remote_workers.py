@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -77,6 +78,13 @@ async def start_worker(ns: str, config: Path, address: str, version: int, key: s
         start_new_session=True)
 
 
+def uids(pid: int) -> list[int]:
+    """Real, effective, saved and file-system uid of ``pid``."""
+    with open(f"/proc/{pid}/status") as f:
+        line = next(line for line in f if line.startswith("Uid:"))
+    return [int(n) for n in line.split()[1:]]
+
+
 async def ready_state(http, gw, version: int) -> bool:
     async with http.get(f"{gw.url}/readyz") as resp:
         return (await resp.json())["versions"][f"m/{version}"]["ready"]
@@ -85,11 +93,12 @@ async def ready_state(http, gw, version: int) -> bool:
 
 
 async def test_remote_worker_joins_loses_its_link_and_rejoins(hosts, gateway_factory, http,
-                                                              tmp_path):
+                                                              tmp_path, exchange_dir):
     keys = tmp_path / "keys"
     make_keys(keys)
-    calls = tmp_path / "calls.txt"
+    calls = exchange_dir / "calls.txt"  # the model (nobody, under a root worker) writes it
     calls.touch()
+    calls.chmod(0o666)
     address = f"tcp://{hosts['gateway_ip']}:{free_port()}"
     gw = await gateway_factory({
         "gateway": {"workers_listen": address,
@@ -107,6 +116,8 @@ async def test_remote_worker_joins_loses_its_link_and_rejoins(hosts, gateway_fac
         async with http.post(gw.model_url("m", 1), json={"parameters": []}) as resp:
             assert resp.status == 200
             remote_pid = (await resp.json())["result"]
+        # started as root, the remote pool runs the model as gateway.worker_user (nobody)
+        assert uids(remote_pid) == [pwd.getpwnam("nobody").pw_uid] * 4
 
         # A call running in the remote worker when the link goes down fails with 502 once
         # heartbeats stop (not at its 30 s timeout), and the pool is no longer ready.
