@@ -31,6 +31,15 @@ async def test_named_and_positional_calls_over_http(gateway_factory, http):
     assert body["release"]["model_version_number"] == 1
 
 
+async def test_an_r_pool_stops_without_a_traceback(gateway_factory, http):
+    gw = await gateway_factory({"models": {"named": r_model("named", workers=2)}})
+    assert (await post(http, gw.model_url("named"), {"parameters": ["a", "b"]}))[0] == 200
+    assert await gw.stop() == 0
+    printed = b"".join(gw.raw_output).decode(errors="replace") + "".join(gw.stderr_lines)
+    assert "Embedded R ended" in printed  # the pool parent's R did stop, and said so
+    assert "Traceback" not in printed and "Exception ignored" not in printed, printed
+
+
 async def test_stop_is_a_500_model_error_and_the_worker_keeps_serving(gateway_factory, http):
     gw = await gateway_factory({"models": {"boom": r_model("fail_or_pid", workers=1)}})
     url = gw.model_url("boom")

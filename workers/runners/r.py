@@ -32,6 +32,8 @@ process that embedded R) would load the system's libraries ahead of its own.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import signal
 import threading
@@ -148,7 +150,16 @@ def _start() -> dict[str, Any]:
     functions["ri"] = ri
     functions["log_warning"] = log_warning  # R holds only a handle: keep the Python side alive
     os.register_at_fork(after_in_child=_reseed_after_fork)
+    atexit.register(_release_at_exit)
     return functions
+
+
+def _release_at_exit() -> None:
+    """Free the Python handles on R objects while rpy2 is still whole: freed later, during the
+    interpreter's teardown, each one's finalizer finds rpy2's module emptied and prints a
+    traceback (seen on every Ctrl-C of a gateway serving an R model)."""
+    _harness.clear()
+    gc.collect()
 
 
 def _log_warning(message: Any, call: Any) -> Any:
