@@ -35,7 +35,7 @@ log = structlog.get_logger("modelgate.admin")
 # connection limits.
 START_ONLY = ("listen", "max_body_bytes", "access_log", "drain_timeout_s", "workers_listen",
               "workers_curve", "async_db", "header_timeout_s", "body_timeout_s",
-              "idle_timeout_s", "max_connections", "worker_log_lines")
+              "idle_timeout_s", "max_connections", "worker_log_lines", "worker_user")
 
 
 class BadConfig(ModelgateError):

@@ -100,9 +100,6 @@ class Service:
         async with self._reloading:
             # built before anything moves: a failed build is a bad config, the old one serving
             environments = await asyncio.to_thread(build_all, deployment)
-            if deployment.gateway.worker_user != self.deployment.gateway.worker_user:
-                raise ReloadError("gateway.worker_user changed: the pools' user changes only "
-                                  "with a restart of the gateway")
             planned = self._plan(deployment, environments)
             fresh = [p for key, p in planned.items() if key not in self.pools]
             try:

@@ -13,11 +13,13 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import (
     as_unprivileged,
     open_to_workers,
     require_root,
+    token_sha256,
     version,
     world_readable_dir,
 )
@@ -227,3 +229,24 @@ def test_modelgate_check_loads_scripts_as_the_worker_user(tmp_path):
     tmp_path.chmod(0o711)
     done = check()
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_a_reload_keeps_the_running_worker_user_and_says_it_needs_a_restart(
+        tmp_path, gateway_factory, http):
+    require_root("a gateway started as root")
+    admin = {"Authorization": "Bearer worker-user-admin"}
+    config = {
+        "tokens": {"ops": {"sha256": token_sha256("worker-user-admin"), "admin": True}},
+        "models": {"probe": {"access": {"public": True}, "versions": {1: project(tmp_path)}}},
+    }
+    gw = await gateway_factory(config)
+    config["gateway"] = {"worker_user": "root"}
+    config["models"]["probe"]["versions"][2] = project(tmp_path)
+    gw.config_path.write_text(yaml.safe_dump(config))
+    async with http.post(f"{gw.url}/admin/reload", json={}, headers=admin) as resp:
+        report = await resp.json()
+        assert resp.status == 200, report
+    assert report["needs_restart"] == ["gateway.worker_user"]
+    assert report["started"] == ["probe v2"]
+    result = await probe(http, gw)  # the new version's pool, started by this reload
+    assert result["uid"] == pwd.getpwnam("nobody").pw_uid
