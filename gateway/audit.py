@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,44 @@ def wait_for_reload(path: Path, offset: int, digest: str, timeout_s: float,
         if time.monotonic() >= deadline:
             return None
         time.sleep(poll_s)
+
+
+class Published:
+    """Who published each version, and when: the audit log's ``publish`` and ``republish``
+    lines that succeeded, read once, then only what was appended since (the versions list
+    asks on every poll of the management page, and the log only grows). A file that was
+    replaced or shrank (rotated) is read again from its start. Safe to call from threads."""
+
+    def __init__(self) -> None:
+        self._file: tuple[Path, int] | None = None  # the path and inode read so far
+        self._offset = 0
+        self._lines: dict[str, dict[int, AuditLine]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, path: Path, model: str) -> dict[int, AuditLine]:
+        """Version -> its latest successful publish (or republish) line, for ``model``."""
+        with self._lock:
+            self._catch_up(path)
+            return dict(self._lines.get(model, {}))
+
+    def _catch_up(self, path: Path) -> None:
+        try:
+            with path.open("rb") as f:
+                info = os.fstat(f.fileno())
+                if self._file != (path, info.st_ino) or info.st_size < self._offset:
+                    self._file, self._offset, self._lines = (path, info.st_ino), 0, {}
+                f.seek(self._offset)
+                data = f.read(info.st_size - self._offset)
+        except FileNotFoundError:
+            self._file, self._offset, self._lines = None, 0, {}
+            return
+        complete = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._offset += complete
+        for line in map(_parse, data[:complete].split(b"\n")):
+            if (line is not None and line.action in ("publish", "republish")
+                    and line.result == "ok" and line.model is not None
+                    and line.version is not None):
+                self._lines.setdefault(line.model, {})[line.version] = line
 
 
 def _parse(raw: bytes) -> AuditLine | None:

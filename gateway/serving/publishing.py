@@ -136,9 +136,7 @@ def versions(reloader: Reloader, model: str) -> VersionList:
     known_model(deployment, model)
     config = deployment.models[model]
     routes = reloader.service.table.models.get(model)
-    published = {line.version: line for line in audit.read_from(audit.audit_path(deployment))
-                 if line.model == model and line.action in ("publish", "republish")
-                 and line.result == "ok" and line.version is not None}
+    published = reloader.published.of(audit.audit_path(deployment), model)
     listed = []
     for n, v in sorted(config.versions.items()):
         served = routes.versions.get(n) if routes is not None else None

@@ -51,6 +51,7 @@ class Reloader:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.published = audit.Published()  # who published each version (the versions list)
         self._one_at_a_time = asyncio.Lock()
 
     async def reload(self, actor: str) -> ReloadReport:
