@@ -13,10 +13,12 @@ import importlib
 import os
 import pwd
 import select
+import shutil
 import signal
 import socket
 import stat
 import sys
+import tempfile
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -110,7 +112,7 @@ async def start_gateway(directory: Path, config: dict[str, Any] | str,
     except TimeoutError:
         process.kill()
         raise
-    if process.returncode is not None:
+    if not gw.events("serving"):  # its output ended first: it exited at start-up
         await gw.stop()
         raise RuntimeError("the gateway exited at start-up:\n" + "".join(gw.stderr_lines))
     return gw
@@ -200,6 +202,25 @@ def as_unprivileged(check: Callable[[], None], user: str = "nobody",
     assert os.waitstatus_to_exitcode(status) == 0, f"as {user}:\n{report or 'killed'}"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, this session's temporary directories go under one of its own in /tmp: the
+    gateways' pools run as ``nobody`` and must enter them (:func:`open_to_workers`), and pytest
+    makes its shared ``/tmp/pytest-of-root`` private again whenever another session starts."""
+    if os.geteuid() == 0 and config.option.basetemp is None:
+        config.option.basetemp = _SESSION_TEMP[0] = tempfile.mkdtemp(prefix="modelgate-tests-")
+
+
+_SESSION_TEMP: list[str] = [""]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's own temporary directory goes when every test passed (kept to look into
+    otherwise, like pytest's own)."""
+    if _SESSION_TEMP[0] and exitstatus == 0:
+        shutil.rmtree(_SESSION_TEMP[0], ignore_errors=True)
+
+
 def require_root(why: str) -> None:
     """Fail unless root (``make test`` runs as root), or skip when
     ``MODELGATE_TEST_SKIP_ROOT=1`` asks for it: ``why`` says what needs root."""
@@ -238,8 +259,6 @@ def exchange_dir(tmp_path: Path) -> Path:
 def world_readable_dir(prefix: str) -> Path:
     """A fresh directory under /tmp that any user can enter and read (pytest's ``tmp_path`` is
     inside a directory only its owner may enter); removed by the caller."""
-    import tempfile
-
     directory = Path(tempfile.mkdtemp(prefix=prefix))
     directory.chmod(0o755)
     return directory
