@@ -18,7 +18,6 @@ from gateway.config import ConfigError, load
 from gateway.environments import build_all
 from gateway.serving import worker_user
 from gateway.serving.service import pool_spec
-from gateway.serving.supervisor_process import worker_environment
 from gateway.snapshots import prepare
 from workers.supervisor import StatusLog, configure_logging, run_supervisor
 
@@ -67,7 +66,7 @@ def run(config: str, model: str, version: int, connect: str, workers: int = 0,
         return 1
     # The same environment as a local pool's: the host's variables stay out, the model's `env`
     # is in (this process becomes the pool parent, and its workers are forked from it).
-    clean = worker_environment(spec.env)
+    clean = worker_user.worker_environment(spec.env)
     os.environ.clear()
     os.environ.update(clean if user is None else user.environment(clean))
     if user is not None:

@@ -9,7 +9,6 @@ the version unavailable with the reason.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 
@@ -17,7 +16,7 @@ import structlog
 
 from gateway.serving.dispatcher import Dispatcher, VersionPool
 from gateway.serving.worker_logs import WorkerLogs
-from gateway.serving.worker_user import WorkerUser
+from gateway.serving.worker_user import WorkerUser, worker_environment
 from workers.wire import (
     LoadFailed,
     PoolSpec,
@@ -29,21 +28,10 @@ from workers.wire import (
 
 log = structlog.get_logger("modelgate.pools")
 
-# What user code may see of the gateway's environment: what Python and R need to run.
-# Everything else (tokens, credentials of the gateway) stays out; the model's `env` is added.
-PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME",
-              "PYTHONPATH", "LD_LIBRARY_PATH", "R_HOME")
-
 RESTART_FIRST_S = 0.2
 RESTART_MAX_S = 30.0
 STABLE_AFTER_S = 30.0
 LINE_LIMIT = 2**20  # the longest log line kept whole (a traceback with its frames)
-
-
-def worker_environment(model_env: dict[str, str]) -> dict[str, str]:
-    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-    env.update(model_env)
-    return env
 
 
 async def spawn_supervisor(spec: PoolSpec, stderr: int | None = None,

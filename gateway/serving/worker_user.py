@@ -1,4 +1,5 @@
-"""Who the pools run as: an unprivileged user when the gateway is root (``gateway.worker_user``).
+"""Who the pools run as, and with what environment: an unprivileged user when the gateway is
+root (``gateway.worker_user``), and only the variables the model needs.
 
 A model's code must not share the gateway's identity: as the same user it could signal the
 gateway, read the files the gateway keeps (the async store, the audit log, key files) and, as
@@ -57,7 +58,6 @@ class WorkerUser(msgspec.Struct, frozen=True):
     uid: int
     gid: int
     home: str
-
     setpriv: str  # util-linux's: it execs the command as this user (uvloop cannot switch)
 
     def command(self, argv: list[str]) -> list[str]:
@@ -99,6 +99,18 @@ def resolve(setting: str | None) -> WorkerUser | None:
     return WorkerUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, setpriv)
 
 
+# What user code may see of the gateway's environment: what Python and R need to run.
+# Everything else (tokens, credentials of the gateway) stays out; the model's `env` is added.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME",
+              "PYTHONPATH", "LD_LIBRARY_PATH", "R_HOME")
+
+
+def worker_environment(model_env: dict[str, str]) -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env.update(model_env)
+    return env
+
+
 _PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -124,12 +136,13 @@ def open_runtime_to(user: WorkerUser, directory: str, socket: str) -> None:
 def check_access(user: WorkerUser, specs: Iterable[PoolSpec]) -> None:
     """Run the worker runtime as ``user`` with each interpreter the pools use, and read every
     script and snapshot; raises :class:`WorkerUserError` saying what to open to that user."""
-    paths: dict[str, set[str]] = {}
+    paths: dict[tuple[str, str], set[str]] = {}  # by interpreter and PYTHONPATH
     for spec in specs:
-        paths.setdefault(spec.python or sys.executable, set()).update(
+        env = worker_environment(spec.env)
+        paths.setdefault((spec.python or sys.executable, env.get("PYTHONPATH", "")), set()).update(
             p for p in (spec.workdir, spec.script, *spec.r_libs) if p)
-    for python, needed in paths.items():
-        problem = _probe(user, python, sorted(needed))
+    for (python, pythonpath), needed in paths.items():
+        problem = _probe(user, python, pythonpath, sorted(needed))
         if problem is not None:
             closed = _first_closed(user, [python, os.path.realpath(python), *sorted(needed),
                                           *(p for p in sys.path if p)])
@@ -141,13 +154,15 @@ def check_access(user: WorkerUser, specs: Iterable[PoolSpec]) -> None:
                 f"gateway.worker_user")
 
 
-def _probe(user: WorkerUser, python: str, paths: list[str]) -> str | None:
-    """What ``user`` cannot do with ``python`` and ``paths`` (None: nothing)."""
+def _probe(user: WorkerUser, python: str, pythonpath: str, paths: list[str]) -> str | None:
+    """What ``user`` cannot do with ``python`` (importing as its pools do, with their
+    ``PYTHONPATH``) and ``paths`` (None: nothing)."""
     try:
         done = subprocess.run(
             user.command([python, "-c", _PROBE, *paths]), capture_output=True, text=True,
             cwd="/", timeout=CHECK_TIMEOUT_S,
-            env=user.environment({k: os.environ[k] for k in ("PATH", "LANG") if k in os.environ}))
+            env=user.environment(worker_environment(
+                {"PYTHONPATH": pythonpath} if pythonpath else {})))
     except OSError as exc:
         return f"cannot run {user.setpriv}: {exc.strerror}"
     except subprocess.TimeoutExpired:
