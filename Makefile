@@ -20,8 +20,18 @@ EDITABLE := $(UV) pip install --quiet --python $(PY) --build-constraints $(LOCK)
 
 .PHONY: demo test test-latest setup system venv models lint lock bench clean FORCE
 
+# As root, the pools run as `nobody`, who must read this checkout: one under a private
+# directory (a clone in /root) serves the demo with its workers as root, and says so.
 demo: setup
-	$(VENV)/bin/modelgate serve configs/demo.yaml
+	@flags=""; \
+	if [ "$$(id -u)" = 0 ] && ! setpriv --reuid="$$(id -u nobody)" --regid="$$(id -g nobody)" \
+	     --clear-groups test -r "$(CURDIR)/pyproject.toml"; then \
+	  echo "note: $(CURDIR) is closed to the user nobody, so the demo's workers run as root" \
+	       "(--worker-user root); clone modelgate elsewhere (e.g. /srv) to run them as nobody"; \
+	  flags="--worker-user root"; \
+	fi; \
+	echo "$(VENV)/bin/modelgate serve configs/demo.yaml $$flags"; \
+	exec $(VENV)/bin/modelgate serve configs/demo.yaml $$flags
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -39,7 +39,8 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.cli.serve import serve
 
-    return serve(args.config, listen=args.listen, json_logs=args.json_logs)
+    return serve(args.config, listen=args.listen, json_logs=args.json_logs,
+                 worker_user=args.worker_user)
 
 
 def _token_new(args: argparse.Namespace) -> int:
@@ -156,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the gateway and its worker pools")
     p.add_argument("config")
     p.add_argument("--listen", help="HOST:PORT, overrides gateway.listen")
+    p.add_argument("--worker-user", metavar="USER",
+                   help="as root: the user the pools run as, overrides gateway.worker_user")
     p.add_argument("--json-logs", action=argparse.BooleanOptionalAction, default=None,
                    help="JSON log lines (default: unless stdout is a terminal)")
     p.set_defaults(run=_serve)

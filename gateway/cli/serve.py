@@ -40,9 +40,11 @@ from gateway.web.keys import RELOADER, SERVICE
 log = structlog.get_logger("modelgate.server")
 
 
-def serve(config_path: str, listen: str | None = None, json_logs: bool | None = None) -> int:
-    """``listen`` (``--listen``) overrides ``gateway.listen`` for this process only: the
-    deployment keeps what the file says, so a reload compares file with file."""
+def serve(config_path: str, listen: str | None = None, json_logs: bool | None = None,
+          worker_user: str | None = None) -> int:
+    """``listen`` (``--listen``) and ``worker_user`` (``--worker-user``) override
+    ``gateway.listen`` and ``gateway.worker_user`` for this process only: the deployment keeps
+    what the file says, so a reload compares file with file."""
     serving = control.serving_pid(config_path)
     if serving is not None:  # its pid file is not ours to take (or to remove on our way out)
         print(f"modelgate: {config_path} is already served by pid {serving}; stop it first",
@@ -59,7 +61,8 @@ def serve(config_path: str, listen: str | None = None, json_logs: bool | None = 
         json_logs = not sys.stdout.isatty()
     logs.configure(json_logs)
     protect_process(deployment)
-    return uvloop.run(_serve(deployment, listen or deployment.gateway.listen, json_logs))
+    return uvloop.run(_serve(deployment, listen or deployment.gateway.listen, json_logs,
+                             worker_user))
 
 
 PR_SET_DUMPABLE = 4
@@ -121,7 +124,8 @@ class StartupProgress:
             print(line, file=sys.stderr, flush=True)
 
 
-async def _serve(deployment: Deployment, listen: str, json_logs: bool) -> int:
+async def _serve(deployment: Deployment, listen: str, json_logs: bool,
+                 worker_user: str | None) -> int:
     host, port = _split_listen(listen)
     print(f"modelgate {__version__}: starting {deployment.path}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
@@ -129,7 +133,7 @@ async def _serve(deployment: Deployment, listen: str, json_logs: bool) -> int:
     loop.add_signal_handler(signal.SIGHUP, hangup.set)
     pid_path = _claim(deployment)
     try:
-        return await _run(deployment, json_logs, host, port, hangup)
+        return await _run(deployment, json_logs, host, port, hangup, worker_user)
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
         if pid_path is not None:
@@ -161,8 +165,8 @@ async def _reload_on_hangup(reloader: Reloader, hangup: asyncio.Event) -> None:
 
 
 async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
-               hangup: asyncio.Event) -> int:
-    app = create_app(deployment, StartupProgress(), json_logs)
+               hangup: asyncio.Event, worker_user: str | None) -> int:
+    app = create_app(deployment, StartupProgress(), json_logs, worker_user)
     settings = deployment.gateway
     runner = GuardedRunner(app, Limits(settings.header_timeout_s, settings.body_timeout_s,
                                        settings.max_connections),

@@ -54,12 +54,13 @@ class ReloadError(Exception):
 
 class Service:
     def __init__(self, deployment: Deployment, progress: Progress | None = None,
-                 json_logs: bool = True) -> None:
+                 json_logs: bool = True, worker_user: str | None = None) -> None:
         self.deployment = deployment
         self.tokens = TokenBook(deployment.tokens)
         self.progress = progress
         self.json_logs = json_logs
         self.runtime_dir = runtime_dir()
+        self.worker_user_setting = worker_user  # None: gateway.worker_user (--worker-user)
         self.worker_user: WorkerUser | None = None  # the pools' user (resolved at start)
         self.dispatcher: Dispatcher | None = None
         self.pools: dict[PoolKey, SupervisorProcess] = {}
@@ -83,7 +84,8 @@ class Service:
         """Start every pool and wait (bounded) until each is up or has failed."""
         self.deployment, _ = await asyncio.to_thread(prepare, self.deployment)  # serve did
         self.environments = await asyncio.to_thread(build_all, self.deployment)
-        self.worker_user = resolve(self.deployment.gateway.worker_user)
+        self.worker_user = resolve(self.worker_user_setting
+                                   or self.deployment.gateway.worker_user)
         socket = f"{self.runtime_dir}/workers.sock"
         self.dispatcher = Dispatcher(f"ipc://{socket}")
         if self.worker_user is not None:

@@ -35,14 +35,15 @@ ROUTES: tuple[Callable[[web.Application], None], ...] = (
 
 
 def create_app(deployment: Deployment, progress: Progress | None = None,
-               json_logs: bool = True) -> web.Application:
-    """The whole gateway as an aiohttp app; its pools live as long as the app runs."""
+               json_logs: bool = True, worker_user: str | None = None) -> web.Application:
+    """The whole gateway as an aiohttp app; its pools live as long as the app runs
+    (``worker_user``: instead of ``gateway.worker_user``)."""
     # Headers up to 64 KiB reach the handlers (which bound what they keep, e.g. request ids)
     # and get our JSON errors; past that, aiohttp's own plain 400 answers.
     app = web.Application(client_max_size=deployment.gateway.max_body_bytes,
                           middlewares=[guard_requests, errors_as_json],
                           handler_args={"max_field_size": 65536, "max_line_size": 65536})
-    service = Service(deployment, progress, json_logs)
+    service = Service(deployment, progress, json_logs, worker_user)
     app[SERVICE] = service
     app[RELOADER] = Reloader(service)  # /admin/reload and SIGHUP (gateway.cli.serve)
 

@@ -17,6 +17,7 @@ import yaml
 
 from conftest import (
     as_unprivileged,
+    free_port,
     open_to_workers,
     require_root,
     token_sha256,
@@ -250,3 +251,30 @@ async def test_a_reload_keeps_the_running_worker_user_and_says_it_needs_a_restar
     assert report["started"] == ["probe v2"]
     result = await probe(http, gw)  # the new version's pool, started by this reload
     assert result["uid"] == pwd.getpwnam("nobody").pw_uid
+
+
+async def test_serve_worker_user_overrides_the_config_for_this_process(tmp_path, http):
+    require_root("a gateway started as root")
+    open_to_workers(tmp_path)
+    (tmp_path / "probe.py").write_text(PROBE)
+    config = tmp_path / "deployment.yaml"
+    config.write_text("models: {probe: {access: {public: true}, versions: {1: "
+                      "{language: python, script: probe.py, function: probe}}}}\n")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", str(config), "--listen",
+        f"127.0.0.1:{port}", "--worker-user", "root", stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        assert process.stderr is not None
+        while b"modelgate serving on" not in await asyncio.wait_for(
+                process.stderr.readline(), 60):
+            pass
+        async with http.post(f"http://127.0.0.1:{port}/models/probe/latest/model",
+                             json={"data": {"gateway_pid": process.pid, "paths": []}}) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["result"]["uid"] == 0
+        assert "worker_user" not in config.read_text()  # the file still says nothing
+    finally:
+        process.terminate()
+        await process.wait()
