@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"  # git-ignored
@@ -66,9 +67,33 @@ def _command(contender: Contender, port: int) -> tuple[list[str], dict[str, str]
     return _plain_command(contender, port), {}
 
 
+def served_copy(config: Path, name: str) -> Path:
+    """What a modelgate contender serves for ``config``: a config under bench/.work/ as it is;
+    one of the repository (configs/, bench/configs/) as a copy under bench/.work/served/, its
+    scripts and projects made absolute, without snapshots (the scripts are served as they are
+    now). Serving a file records the snapshots it took in it (and keeps them in a store beside
+    it): the copy takes that, not the committed file."""
+    config = config.resolve()
+    if config.is_relative_to(WORK):
+        return config
+    doc = yaml.safe_load(config.read_text())
+    for model in (doc.get("models") or {}).values():
+        for entry in [model, *(model.get("versions") or {}).values()]:
+            for key in ("script", "project"):
+                if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                    entry[key] = str((config.parent / entry[key]).resolve())
+            if isinstance(entry, dict) and entry is not model:
+                entry.pop("snapshot", None)
+    copy = WORK / "served" / name / config.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
+
+
 def _plain_command(contender: Contender, port: int) -> list[str]:
     if contender.kind == "modelgate":
-        return [sys.executable, "-m", "gateway.cli", "serve", str(ROOT / contender.config),
+        config = served_copy(ROOT / contender.config, contender.name)
+        return [sys.executable, "-m", "gateway.cli", "serve", str(config),
                 "--listen", f"127.0.0.1:{port}", "--json-logs"]
     if contender.kind == "ceiling":
         extra = [str(ROOT / contender.script), contender.function] if contender.script else []
