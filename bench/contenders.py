@@ -32,6 +32,8 @@ class Contender(msgspec.Struct, frozen=True):
     path: str  # the URL path that is called
     config: str = ""  # modelgate: the deployment file, relative to the repository
     source: str = ""  # modelgate: another checkout (relative), served from there (bench.ab)
+    # modelgate: serve ``config`` itself, not a copy (a scenario that edits it while serving)
+    config_as_is: bool = False
     script: str = ""  # ceiling: serve this script's `function` instead of the sum
     function: str = ""
     token: str = ""
@@ -68,14 +70,12 @@ def _command(contender: Contender, port: int) -> tuple[list[str], dict[str, str]
 
 
 def served_copy(config: Path, name: str) -> Path:
-    """What a modelgate contender serves for ``config``: a config under bench/.work/ as it is;
-    one of the repository (configs/, bench/configs/) as a copy under bench/.work/served/, its
+    """What a modelgate contender serves for ``config``: a copy under bench/.work/served/, its
     scripts and projects made absolute, without snapshots (the scripts are served as they are
     now). Serving a file records the snapshots it took in it (and keeps them in a store beside
-    it): the copy takes that, not the committed file."""
+    it): the copy takes that, not the committed file (nor bench.ab's export of a revision,
+    whose recorded snapshots are not in any store)."""
     config = config.resolve()
-    if config.is_relative_to(WORK):
-        return config
     doc = yaml.safe_load(config.read_text())
     for model in (doc.get("models") or {}).values():
         for entry in [model, *(model.get("versions") or {}).values()]:
@@ -92,7 +92,9 @@ def served_copy(config: Path, name: str) -> Path:
 
 def _plain_command(contender: Contender, port: int) -> list[str]:
     if contender.kind == "modelgate":
-        config = served_copy(ROOT / contender.config, contender.name)
+        config = ROOT / contender.config
+        if not contender.config_as_is:
+            config = served_copy(config, contender.name)
         return [sys.executable, "-m", "gateway.cli", "serve", str(config),
                 "--listen", f"127.0.0.1:{port}", "--json-logs"]
     if contender.kind == "ceiling":
