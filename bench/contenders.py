@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"  # git-ignored
@@ -31,6 +32,8 @@ class Contender(msgspec.Struct, frozen=True):
     path: str  # the URL path that is called
     config: str = ""  # modelgate: the deployment file, relative to the repository
     source: str = ""  # modelgate: another checkout (relative), served from there (bench.ab)
+    # modelgate: serve ``config`` itself, not a copy (a scenario that edits it while serving)
+    config_as_is: bool = False
     script: str = ""  # ceiling: serve this script's `function` instead of the sum
     function: str = ""
     token: str = ""
@@ -66,9 +69,33 @@ def _command(contender: Contender, port: int) -> tuple[list[str], dict[str, str]
     return _plain_command(contender, port), {}
 
 
+def served_copy(config: Path, name: str) -> Path:
+    """What a modelgate contender serves for ``config``: a copy under bench/.work/served/, its
+    scripts and projects made absolute, without snapshots (the scripts are served as they are
+    now). Serving a file records the snapshots it took in it (and keeps them in a store beside
+    it): the copy takes that, not the committed file (nor bench.ab's export of a revision,
+    whose recorded snapshots are not in any store)."""
+    config = config.resolve()
+    doc = yaml.safe_load(config.read_text())
+    for model in (doc.get("models") or {}).values():
+        for entry in [model, *(model.get("versions") or {}).values()]:
+            for key in ("script", "project"):
+                if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                    entry[key] = str((config.parent / entry[key]).resolve())
+            if isinstance(entry, dict) and entry is not model:
+                entry.pop("snapshot", None)
+    copy = WORK / "served" / name / config.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
+
+
 def _plain_command(contender: Contender, port: int) -> list[str]:
     if contender.kind == "modelgate":
-        return [sys.executable, "-m", "gateway.cli", "serve", str(ROOT / contender.config),
+        config = ROOT / contender.config
+        if not contender.config_as_is:
+            config = served_copy(config, contender.name)
+        return [sys.executable, "-m", "gateway.cli", "serve", str(config),
                 "--listen", f"127.0.0.1:{port}", "--json-logs"]
     if contender.kind == "ceiling":
         extra = [str(ROOT / contender.script), contender.function] if contender.script else []

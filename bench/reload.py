@@ -83,7 +83,8 @@ def main() -> int:
     wrk.require_wrk()
     seconds = float(os.environ.get("BENCH_SECONDS", "30"))
     config = write_config()
-    contender = Contender("modelgate", "modelgate", "/models/sum/labels/prod/model", str(config))
+    contender = Contender("modelgate", "modelgate", "/models/sum/labels/prod/model", str(config),
+                          config_as_is=True)  # promoted while served
     switches: list[Switch] = []
     with running(contender, BODY) as (url, _):
         print(f"reload: c=64 for {seconds:g} s, production switched {SWITCHES} times",

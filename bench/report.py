@@ -12,6 +12,9 @@ from pathlib import Path
 from bench.wrk import Measurement
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# when the benchmark command started (this module is imported first thing), and the machine's
+# load then: every report says both, so a figure is never read without the load beside it
+_STARTED = (datetime.datetime.now(), os.getloadavg())
 
 
 def median(runs: list[Measurement]) -> Measurement:
@@ -112,13 +115,24 @@ def machine() -> list[str]:
             f"- wrk: {version}; Python {platform.python_version()}"]
 
 
+def load_lines() -> list[str]:
+    """The load average (1, 5 and 15 min) when the command started and now: the benchmark's own
+    processes count in it too, so the start is the one that says whether the machine was quiet."""
+    started, before = _STARTED
+    after = os.getloadavg()
+    return [f"- load average (1, 5, 15 min): {before[0]:.2f}, {before[1]:.2f}, {before[2]:.2f} "
+            f"at the start ({started.strftime('%H:%M')}); {after[0]:.2f}, {after[1]:.2f}, "
+            f"{after[2]:.2f} at the end ({datetime.datetime.now().strftime('%H:%M')})"]
+
+
 def write(name: str, description: str, command: str, lines: list[str]) -> Path:
     """``bench/results/<date>-<name>.md``: a header naming the machine and command, then
     ``lines``."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.date.today().isoformat()}-{name}.md"
     text = [f"# {description}", "", *machine(), f"- command: `{command}`",
-            f"- run: {datetime.datetime.now().isoformat(timespec='seconds')}", "", *lines, ""]
+            f"- run: {datetime.datetime.now().isoformat(timespec='seconds')}", *load_lines(),
+            "", *lines, ""]
     path.write_text("\n".join(text))
     return path
 
