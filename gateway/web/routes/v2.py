@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import structlog
@@ -40,7 +40,6 @@ from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented, hidden
 
 log = structlog.get_logger("modelgate.v2")
-T = TypeVar("T")
 
 
 class TensorMetadata(msgspec.Struct, frozen=True):
