@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -152,6 +153,17 @@ def version(script: Path | str, function: str, **options: Any) -> dict[str, Any]
     """One version entry of a config, with an absolute script path."""
     language = "r" if str(script).endswith(".R") else "python"
     return {"language": language, "script": str(script), "function": function, **options}
+
+
+def make_keys(directory: Path, *others: str) -> None:
+    """CURVE key pairs in ``directory`` (``modelgate keys new``): the gateway's, an authorized
+    ``worker``'s (copied into ``directory/authorized``) and one per name in ``others``, which
+    is not authorized."""
+    (directory / "authorized").mkdir(parents=True)
+    for name in ("gateway", "worker", *others):
+        subprocess.run([sys.executable, "-m", "gateway.cli", "keys", "new", name, "--dir",
+                        str(directory)], check=True, capture_output=True, timeout=60)
+    shutil.copy(directory / "worker.key", directory / "authorized" / "worker.key")
 
 
 def require(module: str, opt_out: str) -> ModuleType:

@@ -7,7 +7,15 @@ import time
 import msgspec
 import pytest
 
-from conftest import TEST_MODELS, require, start_gateway, token_sha256, version
+from conftest import (
+    TEST_MODELS,
+    free_port,
+    make_keys,
+    require,
+    start_gateway,
+    token_sha256,
+    version,
+)
 from workers.wire import MAX_NESTING
 
 PY = TEST_MODELS / "hostile.py"
@@ -278,17 +286,10 @@ async def test_another_process_cannot_join_a_pool_and_take_its_calls(gateway_fac
 async def test_a_modelgate_worker_pool_gets_the_clean_environment_and_the_models_env(
         gateway_factory, http, tmp_path):
     import os
-    import subprocess
     import sys
 
-    from conftest import free_port
-
     keys = tmp_path / "keys"
-    (keys / "authorized").mkdir(parents=True)
-    for name in ("gateway", "worker"):
-        subprocess.run([sys.executable, "-m", "gateway.cli", "keys", "new", name, "--dir",
-                        str(keys)], check=True, capture_output=True, timeout=60)
-    (keys / "authorized" / "worker.key").write_bytes((keys / "worker.key").read_bytes())
+    make_keys(keys)
     address = f"tcp://127.0.0.1:{free_port()}"
     gw = await gateway_factory({
         "gateway": {"workers_listen": address,
@@ -326,17 +327,10 @@ async def test_a_curve_key_tied_to_models_cannot_join_another_models_pool(gatewa
                                                                            http, tmp_path):
     import os
     import signal
-    import subprocess
     import sys
 
-    from conftest import free_port
-
     keys = tmp_path / "keys"
-    (keys / "authorized").mkdir(parents=True)
-    for name in ("gateway", "worker"):
-        subprocess.run([sys.executable, "-m", "gateway.cli", "keys", "new", name, "--dir",
-                        str(keys)], check=True, capture_output=True, timeout=60)
-    (keys / "authorized" / "worker.key").write_bytes((keys / "worker.key").read_bytes())
+    make_keys(keys)
     address = f"tcp://127.0.0.1:{free_port()}"
     remote_only = {"access": {"public": True},
                    "versions": {1: version(PY, "take", workers=0)}}

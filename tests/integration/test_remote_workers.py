@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_MODELS, eventually, free_port
+from conftest import TEST_MODELS, eventually, free_port, make_keys
 
 SCRIPT = TEST_MODELS / "remote_fns.py"
 
@@ -59,14 +59,6 @@ def hosts():
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def make_keys(directory: Path) -> None:
-    (directory / "authorized").mkdir(parents=True)
-    for name in ("gateway", "worker", "intruder"):
-        subprocess.run([sys.executable, "-m", "gateway.cli", "keys", "new", name, "--dir",
-                        str(directory)], check=True, capture_output=True)
-    shutil.copy(directory / "worker.key", directory / "authorized" / "worker.key")
-
-
 async def start_worker(ns: str, config: Path, address: str, version: int, key: str,
                        keys: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
@@ -95,7 +87,7 @@ async def ready_state(http, gw, version: int) -> bool:
 async def test_remote_worker_joins_loses_its_link_and_rejoins(hosts, gateway_factory, http,
                                                               tmp_path, exchange_dir):
     keys = tmp_path / "keys"
-    make_keys(keys)
+    make_keys(keys, "intruder")
     calls = exchange_dir / "calls.txt"  # the model (nobody, under a root worker) writes it
     calls.touch()
     calls.chmod(0o666)
