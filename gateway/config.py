@@ -20,6 +20,7 @@ import yaml
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SNAPSHOT = re.compile(r"^sha256:[0-9a-f]{64}$")
+MAX_BUSY_POLL_US = 10_000  # a worker kept awake longer than 10 ms buys nothing more
 
 
 class Batch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -169,6 +170,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # the user pools (and so the models' code) run as when the gateway starts as root;
     # None: nobody (see gateway.serving.worker_user)
     worker_user: str | None = None
+    # after answering the only call in flight, a worker polls this long for the next one
+    # before it sleeps (0: never); see gateway.serving.dispatcher
+    busy_poll_us: int = 500
 
 
 class Deployment(msgspec.Struct, frozen=True):
@@ -284,6 +288,8 @@ def parse(raw: Any, path: str, *, check_scripts: bool = True,
                             models=models)
     if gateway is not None and check_secrets:
         problems.extend(_remote_problems(deployment))
+    if gateway is not None and not 0 <= gateway.busy_poll_us <= MAX_BUSY_POLL_US:
+        problems.append(f"gateway.busy_poll_us: must be 0 (never) to {MAX_BUSY_POLL_US}")
     for name, model in models.items():
         problems.extend(_model_problems(deployment, name, model, check_scripts,
                                         name not in incomplete))

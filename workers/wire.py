@@ -56,7 +56,12 @@ class Call(msgspec.Struct, array_like=True, frozen=True):
 
 
 class Calls(msgspec.Struct, array_like=True, tag="calls", frozen=True):
+    """Calls for one worker. ``awake_us`` > 0: the gateway had no other call in flight, so once
+    these are answered the worker stays awake polling for the next call for that long, instead
+    of sleeping (see ``workers.connection``)."""
+
     calls: list[Call]
+    awake_us: int = 0
 
 
 class CallError(msgspec.Struct, array_like=True, frozen=True):

@@ -17,6 +17,10 @@ their file descriptors, no per-message task): calls for the same worker made in 
 iteration leave as one frame, and every reply frame that has arrived is read in one pass. Every
 worker sends a heartbeat each second; one not heard from for ``LIVENESS_S`` is lost (its calls
 fail with 502).
+
+While a call is the only one in flight in the whole gateway, its frame asks the worker to stay
+awake for ``busy_poll_us`` after answering (``gateway.busy_poll_us``; see
+:mod:`workers.connection`): a caller that sends one call after another then finds it awake.
 """
 
 from __future__ import annotations
@@ -181,6 +185,8 @@ class Dispatcher:
         self._workers: dict[bytes, WorkerLink] = {}
         self._ids = itertools.count(1)
         self._dirty: list[WorkerLink] = []
+        self._held = 0  # calls sent to workers and not answered: the gateway's load
+        self.busy_poll_us = 0  # gateway.busy_poll_us, set by the service
         self._sweeper = self._loop.call_later(HEARTBEAT_S, self._expire_silent)
         # remote workers' CURVE public keys (Z85) -> the only models they may serve
         self.key_models: dict[bytes, frozenset[str]] = {}
@@ -245,6 +251,7 @@ class Dispatcher:
     def _assign(self, worker: WorkerLink, call: PendingCall) -> None:
         call.worker = worker
         worker.calls[call.id] = call
+        self._held += 1
         if not worker.outbox:
             if not self._dirty:
                 self._loop.call_soon(self._flush)
@@ -255,10 +262,11 @@ class Dispatcher:
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
         sockets = set()
+        awake_us = self.busy_poll_us if self._held == 1 else 0
         for worker in dirty:
             calls, worker.outbox = worker.outbox, []
             if worker.identity in self._workers:
-                self._send_frame(worker, encode_frame(Calls(calls)))
+                self._send_frame(worker, encode_frame(Calls(calls, awake_us)))
                 sockets.add(worker.socket)
         for socket in sockets:  # the FD is edge-triggered: sending may have hidden a reply
             self._read(socket)
@@ -279,7 +287,8 @@ class Dispatcher:
             pool.waiting.remove(call)
             call.future.set_exception(Timeout(message + " (all workers were busy)"))
             return
-        worker.calls.pop(call.id, None)
+        if worker.calls.pop(call.id, None) is not None:
+            self._held -= 1
         call.future.set_exception(Timeout(message))
         log.warning("call_timeout", model=pool.model, version=pool.version, pid=worker.pid)
         self.lose_worker(worker, "killed after a call ran past its timeout")
@@ -356,6 +365,7 @@ class Dispatcher:
             call = calls.pop(reply.id, None)
             if call is None:
                 continue  # it timed out meanwhile
+            self._held -= 1
             observe(reply.model_ms)
             if call.timer is not None:
                 call.timer.cancel()
@@ -418,6 +428,7 @@ class Dispatcher:
         pool = worker.pool
         pool.workers.remove(worker)
         calls, worker.calls = worker.calls, {}
+        self._held -= len(calls)
         for call in calls.values():
             if call.timer is not None:
                 call.timer.cancel()

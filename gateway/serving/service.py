@@ -88,6 +88,7 @@ class Service:
                                    or self.deployment.gateway.worker_user)
         socket = f"{self.runtime_dir}/workers.sock"
         self.dispatcher = Dispatcher(f"ipc://{socket}")
+        self.dispatcher.busy_poll_us = self.deployment.gateway.busy_poll_us
         if self.worker_user is not None:
             open_runtime_to(self.worker_user, self.runtime_dir, socket)
         if self.deployment.gateway.workers_listen:
@@ -127,6 +128,8 @@ class Service:
             for (name, n, _), kept in planned.items():  # the gateway's defaults may have changed
                 kept.pool.timeout_s, kept.pool.max_queue = _limits(deployment, name, n)
             self.deployment, self.environments = deployment, environments
+            if self.dispatcher is not None:
+                self.dispatcher.busy_poll_us = deployment.gateway.busy_poll_us
             self.tokens = TokenBook(deployment.tokens)
             self.starting, self.retiring = [], retired  # a stop during the drain drains them
             await self._take_down(retired)

@@ -4,7 +4,7 @@ many concurrent calls each get their own answer, and user code cannot take a wor
 import asyncio
 from pathlib import Path
 
-from conftest import TEST_MODELS, version
+from conftest import TEST_MODELS, token_sha256, version
 
 SCRIPT = TEST_MODELS / "py_calls.py"
 
@@ -133,3 +133,36 @@ async def test_a_worker_that_exits_mid_call_is_502_and_is_replaced(gateway_facto
         await asyncio.sleep(0.1)
     async with http.post(gw.model_url("crash", 1), json={"parameters": []}) as resp:
         assert resp.status == 502  # the replacement serves (and exits) again
+
+
+def sleeps(pid):
+    """How often the process's main thread has blocked (and been woken) so far."""
+    status = Path(f"/proc/{pid}/task/{pid}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+async def test_a_worker_answering_one_call_after_another_stays_awake_while_asked(
+        gateway_factory, http):
+    admin = "busy-poll-admin-token"
+    gw = await gateway_factory({
+        "gateway": {"busy_poll_us": 10000},
+        "tokens": {"ops": {"sha256": token_sha256(admin), "admin": True}},
+        "models": {"p": model("pid", workers=1)}})
+    url = gw.model_url("p")
+
+    async def sleeps_over(calls):
+        pid = await result(http, url, {"parameters": []})
+        before = sleeps(pid)
+        for _ in range(calls):
+            assert await result(http, url, {"parameters": []}) == pid
+        return sleeps(pid) - before
+
+    # 10 ms awake after each answer: the next call (a round trip of the test's own client)
+    # finds the worker polling, so it hardly ever sleeps
+    assert await sleeps_over(100) < 30
+    gw.config_path.write_text(gw.config_path.read_text().replace("busy_poll_us: 10000",
+                                                                 "busy_poll_us: 0"))
+    async with http.post(f"{gw.url}/admin/reload", json={},
+                         headers={"Authorization": f"Bearer {admin}"}) as resp:
+        assert resp.status == 200, await resp.text()
+    assert await sleeps_over(100) >= 90  # turned off by the reload: it sleeps for each call

@@ -120,3 +120,8 @@ def environment(name):
 
 def plus_one(x):
     return x + 1
+
+
+def pid():
+    """The answering process, and nothing else: no sleep, no file (see test_busy_poll)."""
+    return os.getpid()

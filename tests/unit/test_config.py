@@ -112,6 +112,8 @@ def test_defaults_live_on_the_structs():
      "Object contains unknown field `colour`"),
     ({"models.m.colour": "red"}, "models.m", "Object contains unknown field `colour`"),
     ({"gateway": {"port": 80}}, "gateway", "Object contains unknown field `port`"),
+    ({"gateway": {"busy_poll_us": -1}}, "gateway.busy_poll_us", "must be 0 (never) to 10000"),
+    ({"gateway": {"busy_poll_us": 20000}}, "gateway.busy_poll_us", "must be 0 (never) to 10000"),
     ({"tokens": {"t": {"sha256": SHA, "salt": "x"}}}, "tokens.t",
      "Object contains unknown field `salt`"),
     # scripts and functions
