@@ -58,6 +58,13 @@ def free_port() -> int:
             continue
 
 
+def launch_directory(contender: Contender) -> Path:
+    """Where ``contender`` starts: its checkout, for one served from another (``python -m``
+    puts the working directory first on sys.path, before PYTHONPATH: started here, it would
+    import this tree's code, and an A/B would compare this tree with itself)."""
+    return ROOT / contender.source if contender.source else ROOT
+
+
 def _command(contender: Contender, port: int) -> tuple[list[str], dict[str, str]]:
     """The command line starting ``contender`` on ``port``, and its extra environment."""
     if contender.kind in ("bentoml", "litserve"):
@@ -218,7 +225,7 @@ def running(contender: Contender, body: bytes,
         argv, env = _command(contender, port)
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env={**os.environ, **env},
                                    stdout=subprocess.DEVNULL, stderr=output,
-                                   cwd=ROOT, preexec_fn=_own_session)
+                                   cwd=launch_directory(contender), preexec_fn=_own_session)
     keep_log = False
     try:
         try:
