@@ -16,7 +16,6 @@ from gateway.config import Deployment
 from gateway.serving.reload import Reloader
 from gateway.serving.service import Progress, Service
 from gateway.web import openapi
-from gateway.web.connections import guard_requests
 from gateway.web.keys import RELOADER, SERVICE
 from gateway.web.middleware import errors_as_json
 from gateway.web.routes import admin, calls, catalogue, health, metrics, predictions, v2, webui
@@ -41,7 +40,7 @@ def create_app(deployment: Deployment, progress: Progress | None = None,
     # Headers up to 64 KiB reach the handlers (which bound what they keep, e.g. request ids)
     # and get our JSON errors; past that, aiohttp's own plain 400 answers.
     app = web.Application(client_max_size=deployment.gateway.max_body_bytes,
-                          middlewares=[guard_requests, errors_as_json],
+                          middlewares=[errors_as_json],
                           handler_args={"max_field_size": 65536, "max_line_size": 65536})
     service = Service(deployment, progress, json_logs, worker_user)
     app[SERVICE] = service

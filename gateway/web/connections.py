@@ -8,15 +8,18 @@ before its body was read (a 401, a 408...), the rest of the body is drained for 
 ``LINGER_S`` (aiohttp's ``lingering_time``, 10 s by default), then the connection closes.
 
 aiohttp has no header timeout, so each connection's protocol is wrapped in a
-:class:`ConnectionGuard`: it starts a timer at the first byte of a request and the
-:func:`guard_requests` middleware stops it once aiohttp has parsed the headers and handed the
-request over. Everything else is passed through to aiohttp's own protocol untouched.
+:class:`ConnectionGuard`: it notes the time of the first byte of a request, and the app's
+middleware (:func:`gateway.web.middleware.errors_as_json`) clears it once aiohttp has parsed
+the headers and handed the request over; a timer per connection checks the noted time when
+it is due. The timer is armed lazily (when a request begins and none is armed) and re-armed
+when it fires for a request that has started since, so a keep-alive connection does not arm
+and cancel a timer per request (~2 µs a call on uvloop). Everything else is passed through
+to aiohttp's own protocol untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -74,6 +77,7 @@ class ConnectionGuard(asyncio.Protocol):
         self.inner: Any = None
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.began: float | None = None  # loop time of the first byte of the awaited headers
         self.in_request = False
 
     @property
@@ -94,24 +98,35 @@ class ConnectionGuard(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.inner is None:
             return
-        if not self.in_request and self.timer is None:  # a request begins
-            self.timer = asyncio.get_running_loop().call_later(
-                self.limits.header_timeout_s, self._headers_too_slow)
+        if not self.in_request and self.began is None:  # a request begins
+            loop = asyncio.get_running_loop()
+            self.began = loop.time()
+            if self.timer is None:
+                self.timer = loop.call_at(self.began + self.limits.header_timeout_s,
+                                          self._check_headers)
         self.inner.data_received(data)
 
     def request_started(self) -> None:
-        """Its headers are in (aiohttp handed the request over)."""
+        """Its headers are in (aiohttp handed the request over); the timer stays armed."""
         self.in_request = True
-        self._stop_timer()
+        self.began = None
 
     def request_finished(self) -> None:
         self.in_request = False
 
-    def _headers_too_slow(self) -> None:
+    def _check_headers(self) -> None:
+        """The timer is due: 408 if the headers awaited now began ``header_timeout_s`` ago;
+        re-armed for them if they began later; left unarmed if none are awaited."""
         self.timer = None
-        if self.transport is not None and not self.in_request:
-            self.transport.write(self.owner._slow)
-            self.transport.close()
+        if self.transport is None or self.in_request or self.began is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self.began + self.limits.header_timeout_s
+        if loop.time() < deadline:
+            self.timer = loop.call_at(deadline, self._check_headers)
+            return
+        self.transport.write(self.owner._slow)
+        self.transport.close()
 
     def _stop_timer(self) -> None:
         if self.timer is not None:
@@ -150,7 +165,10 @@ class GuardedRunner(web.AppRunner):
         return GuardedServer(await super()._make_server(), self.limits)
 
 
-def _guard(request: web.Request) -> ConnectionGuard | None:
+def guard_of(request: web.Request) -> ConnectionGuard | None:
+    """The guard of the request's connection (None: the app runs without the runner, as in
+    tests). The app's one middleware (:func:`gateway.web.middleware.errors_as_json`) tells it
+    when a request's headers are in (``request_started``) and when the request is done."""
     transport = request.transport
     protocol = transport.get_protocol() if transport is not None else None
     return protocol if isinstance(protocol, ConnectionGuard) else None
@@ -159,20 +177,5 @@ def _guard(request: web.Request) -> ConnectionGuard | None:
 def body_timeout(request: web.Request) -> float | None:
     """``gateway.body_timeout_s`` for a guarded connection (None: no limit, e.g. in tests
     that run the app without the runner)."""
-    guard = _guard(request)
+    guard = guard_of(request)
     return guard.limits.body_timeout_s if guard is not None else None
-
-
-@web.middleware
-async def guard_requests(request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> web.StreamResponse:
-    """Tell the connection's guard that a request's headers are in, and when it is done."""
-    guard = _guard(request)
-    if guard is None:
-        return await handler(request)
-    guard.request_started()
-    try:
-        return await handler(request)
-    finally:
-        guard.request_finished()
