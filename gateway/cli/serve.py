@@ -34,7 +34,8 @@ from gateway.serving.reload import BadConfig, Reloader, ReloadFailed, record
 from gateway.serving.worker_user import WorkerUserError
 from gateway.snapshots import prepare
 from gateway.web.app import create_app
-from gateway.web.connections import GuardedRunner, Limits
+from gateway.web.connections import Limits
+from gateway.web.fast import FastRunner
 from gateway.web.keys import RELOADER, SERVICE
 
 log = structlog.get_logger("modelgate.server")
@@ -168,7 +169,7 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
                hangup: asyncio.Event, worker_user: str | None) -> int:
     app = create_app(deployment, StartupProgress(), json_logs, worker_user)
     settings = deployment.gateway
-    runner = GuardedRunner(app, Limits(settings.header_timeout_s, settings.body_timeout_s,
+    runner = FastRunner(app, Limits(settings.header_timeout_s, settings.body_timeout_s,
                                        settings.max_connections),
                            settings.idle_timeout_s, access_log=None, handle_signals=False)
     try:

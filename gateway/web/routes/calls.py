@@ -21,6 +21,7 @@ from gateway import logs
 from gateway.api import CallResponse
 from gateway.errors import CallFailed, ModelgateError
 from gateway.serving.stats import VersionStats
+from gateway.web.fast import FAST_CALLS
 from gateway.web.http import JSON_HEADERS, error_response, read_body, require_json
 from gateway.web.keys import REQUEST_ID, SERVICE
 from gateway.web.openapi import documented
@@ -89,6 +90,9 @@ def model_call(label: str | None, request_log: Any
 def install(app: web.Application) -> None:
     request_log = logs.request_logger() if app[SERVICE].deployment.gateway.access_log else None
     add = app.router.add_route
-    add("POST", "/models/{model}/latest/model", model_call("latest", request_log))
-    add("POST", "/models/{model}/labels/prod/model", model_call("prod", request_log))
-    add("POST", r"/models/{model}/{version:\d+}/model", model_call(None, request_log))
+    # the routes, for gateway.web.fast.FastRunner: model calls straight to their handler
+    app[FAST_CALLS] = {
+        "latest": add("POST", "/models/{model}/latest/model", model_call("latest", request_log)),
+        "prod": add("POST", "/models/{model}/labels/prod/model", model_call("prod", request_log)),
+        "number": add("POST", r"/models/{model}/{version:\d+}/model",
+                      model_call(None, request_log))}
