@@ -125,11 +125,24 @@ def load_lines() -> list[str]:
             f"{after[2]:.2f} at the end ({datetime.datetime.now().strftime('%H:%M')})"]
 
 
+_stems: dict[str, str] = {}
+
+
+def stem(name: str) -> str:
+    """``<date>-<name>``, or ``<date>-<name>-<HHMM>`` (the run's start) when a report of that
+    name was already written that day: a run never overwrites an earlier one's figures. The
+    same for a run's report and its plot."""
+    if name not in _stems:
+        plain = f"{_STARTED[0].date().isoformat()}-{name}"
+        taken = (RESULTS / f"{plain}.md").exists() or (RESULTS / f"{plain}.png").exists()
+        _stems[name] = f"{plain}-{_STARTED[0].strftime('%H%M')}" if taken else plain
+    return _stems[name]
+
+
 def write(name: str, description: str, command: str, lines: list[str]) -> Path:
-    """``bench/results/<date>-<name>.md``: a header naming the machine and command, then
-    ``lines``."""
+    """``bench/results/<stem>.md``: a header naming the machine and command, then ``lines``."""
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.date.today().isoformat()}-{name}.md"
+    path = RESULTS / f"{stem(name)}.md"
     text = [f"# {description}", "", *machine(), f"- command: `{command}`",
             f"- run: {datetime.datetime.now().isoformat(timespec='seconds')}", *load_lines(),
             "", *lines, ""]
@@ -175,7 +188,7 @@ def plot(name: str, title: str, results: dict[tuple[int, str], Measurement],
     figure.tight_layout()
     if path is None:
         RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"{datetime.date.today().isoformat()}-{name}.png"
+        path = RESULTS / f"{stem(name)}.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
