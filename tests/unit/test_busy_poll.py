@@ -4,8 +4,10 @@ and the count of calls in flight comes back to zero after answers, timeouts and 
 
 import asyncio
 
+import pytest
 import zmq
 
+from gateway.errors import Timeout, WorkerLost
 from gateway.serving.dispatcher import Dispatcher, VersionPool
 from workers.wire import Ready, Replies, Reply, decode_gateway_frame, encode_frame
 
@@ -76,22 +78,18 @@ async def test_calls_that_time_out_or_lose_their_worker_no_longer_count_as_load(
     served = pool(timeout_s=0.2)
     dispatcher.add_pool(served)
     sock = await worker(dispatcher, served)
-    other = None
+    other = third = None
     try:
         timed_out = dispatcher.submit(served, b"{}")  # never answered: it times out
         await received(sock)
-        try:
+        with pytest.raises(Timeout):
             await timed_out
-        except Exception as exc:
-            assert type(exc).__name__ == "Timeout"
         other = await worker(dispatcher, served, pid=4343)
         lost = dispatcher.submit(served, b"{}")
         assert (await received(other))[1] == 700  # the timed-out call is not counted
         dispatcher.worker_exited(served, 4343, "it died")
-        try:
+        with pytest.raises(WorkerLost):
             await lost
-        except Exception as exc:
-            assert type(exc).__name__ == "WorkerLost"
         third = await worker(dispatcher, served, pid=4444)
         alone = dispatcher.submit(served, b"{}")
         ids, awake_us = await received(third)
@@ -99,7 +97,7 @@ async def test_calls_that_time_out_or_lose_their_worker_no_longer_count_as_load(
         await answer(third, ids)
         await alone
     finally:
-        for s in (sock, other):
+        for s in (sock, other, third):
             if s is not None:
                 s.close()
         dispatcher.close()
