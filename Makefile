@@ -109,7 +109,7 @@ $(STAMPS):
 # lint-imports checks the layers of gateway/ and workers/ ([tool.importlinter] in pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check gateway workers bench tests scripts
-	$(VENV)/bin/mypy gateway workers --ignore-missing-imports
+	$(VENV)/bin/mypy gateway workers bench --ignore-missing-imports
 	$(VENV)/bin/lint-imports --no-cache
 
 bench: setup

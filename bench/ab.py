@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                      f"{statistics.median(v[0] for v in values):.1f} | "
                      f"{statistics.median(v[1] for v in values):.1f} |")
     lines += ["", "Per repetition (requests/s; p50 ms; server CPU µs per call):", ""]
-    for (concurrency, name), values in sorted(runs.items()):
+    for (concurrency, name), measured in sorted(runs.items()):
         lines.append(f"- c={concurrency} {name}: " + ", ".join(
             f"{m.rps:,.0f} ({m.p50_ms:.3f}; {c[0]:.1f})"
-            for m, c in zip(values, cpu[(concurrency, name)])))
+            for m, c in zip(measured, cpu[(concurrency, name)])))
     print("\n".join(lines))
     command = "python -m bench.ab " + " ".join(argv if argv is not None else sys.argv[1:])
     name = f"ab-{datetime.datetime.now().strftime('%H%M')}"
