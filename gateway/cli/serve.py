@@ -170,8 +170,8 @@ async def _run(deployment: Deployment, json_logs: bool, host: str, port: int,
     app = create_app(deployment, StartupProgress(), json_logs, worker_user)
     settings = deployment.gateway
     runner = FastRunner(app, Limits(settings.header_timeout_s, settings.body_timeout_s,
-                                       settings.max_connections),
-                           settings.idle_timeout_s, access_log=None, handle_signals=False)
+                                    settings.max_connections),
+                        settings.idle_timeout_s, access_log=None, handle_signals=False)
     try:
         await runner.setup()  # the pools start here
     except WorkerUserError as exc:

@@ -77,17 +77,17 @@ def resolve(setting: str | None) -> WorkerUser | None:
     if os.geteuid() != 0:
         me = pwd.getpwuid(os.geteuid()).pw_name
         if setting is not None and setting != me:
-            raise WorkerUserError(f"gateway.worker_user: `{setting}` needs the gateway to start as "
-                              f"root (it runs as `{me}`, and its workers with it); remove the "
-                              f"setting, or start the gateway as root")
+            raise WorkerUserError(f"gateway.worker_user: `{setting}` needs the gateway to start "
+                                  f"as root (it runs as `{me}`, and its workers with it); "
+                                  f"remove the setting, or start the gateway as root")
         return None
     name = setting or DEFAULT
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        raise WorkerUserError(f"gateway.worker_user: there is no user `{name}` on this machine; "
-                          f"create it (e.g. `useradd --system {name}`) or name another "
-                          f"unprivileged user") from None
+        raise WorkerUserError(f"gateway.worker_user: there is no user `{name}` on this "
+                              f"machine; create it (e.g. `useradd --system {name}`) or name "
+                              f"another unprivileged user") from None
     if entry.pw_uid == 0:
         log.warning("workers_run_as_root", hint="gateway.worker_user is `root`: model code runs "
                     "with every privilege of the gateway")

@@ -105,8 +105,6 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return body
 
 
-
-
 async def off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
     """``work(*args)`` on a body of ``size`` bytes: at once when it is small, in a thread when
     it is large, so that parsing or reshaping megabytes does not stall every other request of

@@ -225,7 +225,7 @@ async def infer(request: web.Request, rid: str) -> web.Response:
         raise CallFailed(reply.error.status, reply.error.type, reply.error.message)
     rid_out = rid if infer_request.id is msgspec.UNSET else infer_request.id
     answer = await off_loop(len(reply.result), _answer, name, served.number, rid_out,
-                              reply.result, infer_request)
+                            reply.result, infer_request)
     return web.Response(body=answer, content_type="application/json")
 
 
